@@ -1,0 +1,233 @@
+"""File bytes: served from the disk cache, or from a download that readers share while it runs.
+
+`open` downloads nothing. The first read of a file that is not cached starts one streamed
+download into a part file of the disk cache; every reader of that file (however many) waits on
+trio events for the bytes it needs and is answered as soon as they have arrived, so reading the
+first 4 KiB of a 500 MB file does not wait for the rest. When the download completes it is
+checked against the listing's size and MD5 digest and only then admitted to the cache.
+
+Reads that reach the end of a file wait for that check, so no reader can copy a whole file that
+failed verification: a digest mismatch is an EIO, never a silently wrong copy.
+
+Invariants (all state is touched only from trio tasks; download threads only write to their own
+part file's fd and report progress through `trio.from_thread`):
+- a key is in `_inflight` iff a download for it is running; its `done` event is set in `finally`;
+- a failed download wakes every waiter with the error; the next read starts a new download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+
+import trio
+
+from xnatfs.errors import IntegrityError, Unavailable, XnatfsError
+from xnatfs.filecache import CacheKey, DiskCache
+from xnatfs.remote import AsyncXnat
+from xnatfs.tree import RemoteFile
+from xnatfs.xnat.paths import file_url_path
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(remote: RemoteFile) -> CacheKey:
+    return CacheKey(uri=remote.uri, size=remote.size, digest=remote.digest)
+
+
+@dataclass(eq=False)
+class Transfer:
+    """One running (or just finished) download of one file version."""
+
+    key: CacheKey
+    part_path: str
+    fd: int
+    written: int = 0
+    done: bool = False
+    verified: bool = False
+    error: BaseException | None = None
+    refs: int = 0
+    changed: trio.Event = field(default_factory=trio.Event)
+
+    def advance(self, written: int) -> None:
+        self.written = written
+        self._wake()
+
+    def finish(self, error: BaseException | None) -> None:
+        self.error = error
+        self.done = True
+        self._wake()
+
+    def _wake(self) -> None:
+        event, self.changed = self.changed, trio.Event()
+        event.set()
+
+    async def wait_for(self, end: int) -> None:
+        """Wait until bytes [0, end) are readable; `end` at or past EOF waits for verification."""
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.done:
+                return
+            # Bytes before the end are served as they arrive; the last byte only after the
+            # whole file has been verified. With no size in the listing, EOF is unknown.
+            below_end = self.key.size is None or end < self.key.size
+            if below_end and self.written >= end:
+                return
+            await self.changed.wait()
+
+
+class FileReader:
+    """The per-open state of one file: an fd to read from, once there is one."""
+
+    def __init__(self, store: DataStore, remote: RemoteFile) -> None:
+        self._store = store
+        self.remote = remote
+        self.key = cache_key(remote)
+        self._fd: int | None = None
+        self._transfer: Transfer | None = None
+
+    async def read(self, offset: int, size: int) -> bytes:
+        if self._fd is None:
+            failed = self._transfer
+            if failed is not None and failed.done and failed.error is not None:
+                # The download this reader relied on failed; this read tries again.
+                self._store.detach(failed)
+                self._transfer = None
+            if self._transfer is None:
+                self._fd = self._store.cache.open(self.key)
+                if self._fd is None:
+                    self._transfer = self._store.attach(self.key)
+        transfer = self._transfer
+        if transfer is not None:
+            await transfer.wait_for(offset + size)
+            return _pread_all(transfer.fd, size, offset)
+        assert self._fd is not None
+        return _pread_all(self._fd, size, offset)
+
+    @property
+    def learned_size(self) -> int | None:
+        """The real size once a download of a file with unknown size has completed."""
+        t = self._transfer
+        return t.written if t is not None and t.done and t.error is None else None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._transfer is not None:
+            self._store.detach(self._transfer)
+            self._transfer = None
+
+
+def _pread_all(fd: int, size: int, offset: int) -> bytes:
+    # pyfuse3 pads short reads with zeroes unless at EOF, so loop until size or EOF.
+    chunks = []
+    while size > 0:
+        data = os.pread(fd, size, offset)
+        if not data:
+            break
+        chunks.append(data)
+        size -= len(data)
+        offset += len(data)
+    return b"".join(chunks)
+
+
+class DataStore:
+    """Starts downloads, shares them between readers, verifies and admits finished files."""
+
+    def __init__(self, remote: AsyncXnat, cache: DiskCache, nursery: trio.Nursery) -> None:
+        self._remote = remote
+        self.cache = cache
+        self._nursery = nursery
+        self._inflight: dict[CacheKey, Transfer] = {}
+        self._disk = trio.CapacityLimiter(2)
+        self.cancel = threading.Event()
+        self.downloads = 0
+
+    def open(self, remote: RemoteFile) -> FileReader:
+        return FileReader(self, remote)
+
+    def attach(self, key: CacheKey) -> Transfer:
+        """The running download of `key`, started if there is none; the caller holds a ref."""
+        transfer = self._inflight.get(key)
+        if transfer is None:
+            part_path, fd = self.cache.create_part(key)
+            transfer = Transfer(key=key, part_path=part_path, fd=fd)
+            self._inflight[key] = transfer
+            self.downloads += 1
+            self._nursery.start_soon(self._run, transfer)
+        transfer.refs += 1
+        return transfer
+
+    def detach(self, transfer: Transfer) -> None:
+        transfer.refs -= 1
+        if transfer.refs <= 0 and transfer.done:
+            _close_quietly(transfer.fd)
+
+    async def _run(self, t: Transfer) -> None:
+        md5 = hashlib.md5(usedforsecurity=False)
+        token = trio.lowlevel.current_trio_token()
+
+        def write(offset: int, chunk: bytes) -> None:
+            # Worker thread: only this transfer's fd and its own hash object are touched here.
+            os.pwrite(t.fd, chunk, offset)
+            md5.update(chunk)
+            trio.from_thread.run_sync(t.advance, offset + len(chunk), trio_token=token)
+
+        error: BaseException | None = None
+        try:
+            try:
+                await self._remote.download(file_url_path(t.key.uri), write, self.cancel)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                # Disk full: make room in the cache once and download again from the start.
+                freed = self.cache.make_room(max(t.key.size or 0, t.written) * 2)
+                log.warning(
+                    "disk full while caching %s; freed %d bytes, retrying", t.key.uri, freed
+                )
+                md5 = hashlib.md5(usedforsecurity=False)
+                os.ftruncate(t.fd, 0)
+                await self._remote.download(file_url_path(t.key.uri), write, self.cancel)
+            await trio.to_thread.run_sync(os.fsync, t.fd, limiter=self._disk)
+            self._check(t)
+            admitted = self.cache.admit(t.key, t.part_path, md5.hexdigest())
+            if not admitted:
+                log.info("%s is larger than the whole cache: served without keeping it", t.key.uri)
+            t.verified = True
+        except XnatfsError as exc:
+            error = exc
+        except OSError as exc:
+            error = Unavailable(f"could not cache {t.key.uri}: {exc.strerror or exc}")
+            log.warning("download of %s failed: %s", t.key.uri, exc)
+        except BaseException as exc:
+            # Cancelled at unmount, or a bug: readers must not wait forever either way.
+            error = Unavailable(f"download of {t.key.uri} stopped")
+            if not isinstance(exc, trio.Cancelled):
+                log.exception("download of %s failed", t.key.uri)
+            raise
+        finally:
+            if error is not None or not t.verified:
+                self.cache.discard(t.part_path)
+            del self._inflight[t.key]
+            t.finish(error)
+            if t.refs <= 0:
+                _close_quietly(t.fd)
+
+    @staticmethod
+    def _check(t: Transfer) -> None:
+        if t.key.size is not None and t.written != t.key.size:
+            raise IntegrityError(
+                f"{t.key.uri}: the server sent {t.written} bytes, the listing says {t.key.size}"
+            )
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
