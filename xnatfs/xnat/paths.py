@@ -1,0 +1,83 @@
+"""URL pieces for XNAT's `/data` API. Pure functions, no I/O.
+
+Requests that xnatfs builds itself use IDs (project ID, accession IDs, scan IDs,
+`xnat_abstractresource_id`), never labels, so the strings passed here are the values found in
+listings. Every helper returns text that is already percent-encoded and can be appended to the
+base URL as is.
+
+Encoding rules (what XNAT decodes, see the REST reference §3.1 and §5.2):
+- a space is `%20`, never `+`; a `+` is `%2B` (XNAT's decoder turns `+` into a space);
+- `/` inside one segment is `%2F` (in a scan/reconstruction selector it is `[SLASH]` instead,
+  because Tomcat rejects `%2F` there);
+- `;` is encoded (Tomcat cuts path parameters at `;`), and so are `[`, `]`, `%`, `?`, `#`;
+- RFC 3986 sub-delimiters that XNAT uses literally stay as they are: `,` separates selector
+  tokens and `:` appears in xsi types such as `fs:fsData`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from urllib.parse import quote
+
+from xnatfs.errors import ProtocolError
+
+# Characters left unencoded inside one path segment besides the unreserved ones.
+_SEGMENT_SAFE = "!$&'()*,:=@"
+
+_RESOURCE_FILES = re.compile(r"^.*?/resources/[^/]+/files/")
+
+
+def quote_segment(value: str) -> str:
+    """Percent-encode one path segment: `"a b+c/d"` -> `"a%20b%2Bc%2Fd"`."""
+    return quote(value, safe=_SEGMENT_SAFE)
+
+
+def selector(tokens: Sequence[str]) -> str:
+    """One scan/reconstruction selector segment from its tokens (scan IDs, types, `ALL`).
+
+    Tokens are joined with `,`; a `/` inside a token becomes `[SLASH]` and a `,` inside a token
+    becomes `[COMMA]` (XNAT's own escapes), then the segment is percent-encoded.
+    `selector(["1", "T1/FLAIR"])` -> `"1,T1%5BSLASH%5DFLAIR"`.
+    """
+    if not tokens:
+        raise ValueError("a selector needs at least one token")
+    escaped = (t.replace("/", "[SLASH]").replace(",", "[COMMA]") for t in tokens)
+    return quote_segment(",".join(escaped))
+
+
+def file_url_path(uri: str) -> str:
+    """A listing `URI` (not percent-encoded by XNAT) -> a request path, each segment encoded.
+
+    `"/data/experiments/E1/scans/1/resources/7/files/sub dir/a b.dcm"` ->
+    `"/data/experiments/E1/scans/1/resources/7/files/sub%20dir/a%20b.dcm"`.
+    """
+    if not uri.startswith("/"):
+        raise ProtocolError(f"file URI does not start with '/': {uri!r}")
+    return "/".join(quote_segment(part) for part in uri.split("/"))
+
+
+def relative_file_path(uri: str) -> str:
+    """The file's path inside its resource: everything after `/resources/<id>/files/`.
+
+    Sub-folders are kept (`".../files/sub/a.dcm"` -> `"sub/a.dcm"`). The first
+    `/resources/<id>/files/` is the one that ends the owner part, so a sub-folder that happens to
+    be named `resources` stays in the result.
+    """
+    m = _RESOURCE_FILES.match(uri)
+    if m is None or m.end() == len(uri):
+        raise ProtocolError(f"not a resource file URI: {uri!r}")
+    return uri[m.end() :]
+
+
+def scan_id_from_uri(uri: str, collection: str = "scans") -> str | None:
+    """The owner ID that follows `/<collection>/` in a files-row `URI`, or None.
+
+    `collection` is `scans`, `reconstructions` or `assessors`; reconstruction and assessor URIs
+    carry an `/in/` or `/out/` segment before `/resources/`, which is skipped. XNAT may report a
+    comma list (`scans/1,2/...`) when a type selector matched several scans but one resource; the
+    segment is returned as it stands.
+    """
+    pattern = rf"/{re.escape(collection)}/([^/]+)/(?:(?:in|out)/)?resources/[^/]+/files/"
+    m = re.search(pattern, uri)
+    return m.group(1) if m else None
