@@ -14,7 +14,6 @@ test:
 	$(BIN)/ruff format --check xnatfs tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
-	$(BIN)/python tests/check_fuse_ran.py
 
 bench:
 	@scripts/setup.sh test

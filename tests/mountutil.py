@@ -1,0 +1,139 @@
+"""Real mounts for end-to-end tests: the filesystem runs in its own process, as users run it.
+
+A hung filesystem in a subprocess can be killed (the kernel then fails pending requests with
+ENOTCONN), which a thread could not; teardown always unmounts, because a dead FUSE mount is not
+reported by `os.path.ismount` although it is still in the mount table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FUSERMOUNT = shutil.which("fusermount3") or shutil.which("fusermount")
+
+
+def fuse_available() -> str | None:
+    """None when real mounts can run here, else the reason they cannot."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if FUSERMOUNT is None:
+        return "no fusermount3"
+    if os.geteuid() != 0 and not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse not usable"
+    return None
+
+
+def require_fuse() -> None:
+    reason = fuse_available()
+    if reason is not None:
+        pytest.skip(f"real mount impossible: {reason}")
+
+
+@dataclass
+class Mount:
+    path: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    cache_dir: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _in_mount_table(path: Path) -> bool:
+    target = os.fspath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+def wait_for_mount(proc: subprocess.Popen[bytes], path: Path, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"xnatfs exited with status {proc.returncode} before mounting")
+        if _in_mount_table(path):
+            with contextlib.suppress(OSError):
+                os.stat(path)
+                return
+        time.sleep(0.05)
+    raise RuntimeError("mount did not come up in time")
+
+
+def unmount(path: Path) -> None:
+    if FUSERMOUNT is None:
+        return
+    subprocess.run([FUSERMOUNT, "-u", os.fspath(path)], capture_output=True, timeout=20)
+    if _in_mount_table(path):
+        subprocess.run([FUSERMOUNT, "-uz", os.fspath(path)], capture_output=True, timeout=20)
+
+
+def mount_env(user: str, password: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XNATFS_USER"] = user
+    env["XNATFS_PASSWORD"] = password
+    env.pop("XNATFS_READY_FD", None)
+    return env
+
+
+@contextlib.contextmanager
+def mounted(
+    url: str,
+    tmp_path: Path,
+    *,
+    user: str,
+    password: str,
+    options: Sequence[str] = (),
+    cache_dir: Path | None = None,
+    name: str = "mnt",
+) -> Iterator[Mount]:
+    """Run `xnatfs mount URL MNT --foreground` in a subprocess until the block ends."""
+    require_fuse()
+    mnt = tmp_path / name
+    mnt.mkdir(exist_ok=True)
+    cache = cache_dir or tmp_path / "cache"
+    log_path = tmp_path / f"{name}.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "xnatfs",
+        "mount",
+        url,
+        os.fspath(mnt),
+        "--foreground",
+        "--cache-dir",
+        os.fspath(cache),
+        *options,
+    ]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=mount_env(user, password),
+        )
+    mount = Mount(mnt, proc, log_path, cache)
+    try:
+        try:
+            wait_for_mount(proc, mnt)
+        except RuntimeError as exc:
+            raise AssertionError(f"{exc}\n--- xnatfs log ---\n{mount.log()[-4000:]}") from None
+        yield mount
+    finally:
+        unmount(mnt)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        unmount(mnt)
