@@ -1,0 +1,528 @@
+"""DiskCache: admission, verification, LRU eviction, persistence, locking (no mount needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xnatfs import filecache
+from xnatfs.errors import ConfigError, IntegrityError
+from xnatfs.filecache import CacheKey, DiskCache, entry_path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# A process that opens a cache, optionally starts a download it never finishes, says "ready" and
+# waits for stdin to close (or to be killed).
+HOLDER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from xnatfs.filecache import CacheKey, DiskCache
+    cache = DiskCache(Path(sys.argv[1]), 10**6)
+    if sys.argv[2:] == ["part"]:
+        path, fd = cache.create_part(CacheKey("/data/files/big.dcm", 100, ""))
+        os.write(fd, b"x" * 50)
+        print(path, flush=True)
+    print("ready", flush=True)
+    sys.stdin.read()
+    cache.close()
+    """
+)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def key_for(uri: str, data: bytes, *, digest: bool = True, size: bool = True) -> CacheKey:
+    return CacheKey(uri, len(data) if size else None, md5(data) if digest else "")
+
+
+def put(cache: DiskCache, uri: str, data: bytes, **kw: bool) -> CacheKey:
+    """Download `data` the way the core does and admit it; the result must be cached."""
+    key = key_for(uri, data, **kw)
+    path, fd = cache.create_part(key)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    assert cache.admit(key, path, md5(data)) is True
+    return key
+
+
+def read(cache: DiskCache, key: CacheKey) -> bytes | None:
+    fd = cache.open(key)
+    if fd is None:
+        return None
+    try:
+        return os.pread(fd, 1 << 20, 0)
+    finally:
+        os.close(fd)
+
+
+def entry_files(root: Path) -> dict[str, int]:
+    """name -> size of every entry file actually on disk."""
+    return {p.name: p.stat().st_size for p in (root / "data").glob("*/*") if p.is_file()}
+
+
+def part_files(root: Path) -> list[Path]:
+    return sorted((root / "parts").iterdir())
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def holder(root: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the cache directory, killed at teardown."""
+    proc, _ = start_holder(root)
+    yield proc
+    stop(proc)
+
+
+def start_holder(root: Path, *extra: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start HOLDER; return it once it holds the cache, with the lines it printed before."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root), *extra],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    lines = []
+    while (line := proc.stdout.readline().strip()) != "ready":
+        assert line, f"holder exited early with {proc.wait()}"
+        lines.append(line)
+    return proc, lines
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    for f in (proc.stdin, proc.stdout):
+        if f is not None:
+            f.close()
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def test_key_name_is_stable_hex_and_depends_on_every_field() -> None:
+    k = CacheKey("/data/experiments/E1/scans/1/resources/11/files/1.dcm", 10, "ab" * 16)
+    assert k.name() == CacheKey(k.uri, 10, "ab" * 16).name()
+    assert len(k.name()) == 64 and int(k.name(), 16) >= 0
+    others = {
+        CacheKey(k.uri + "x", 10, k.digest).name(),
+        CacheKey(k.uri, 11, k.digest).name(),
+        CacheKey(k.uri, None, k.digest).name(),
+        CacheKey(k.uri, 10, "").name(),
+    }
+    assert k.name() not in others and len(others) == 4
+    assert CacheKey(k.uri, 10, k.digest.upper()).name() == k.name()
+
+
+# -- admission and lookup -------------------------------------------------------------------
+
+
+def test_admitted_file_is_served_and_counted(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        key = key_for("/data/a.dcm", b"hello")
+        assert read(cache, key) is None
+        put(cache, "/data/a.dcm", b"hello")
+        assert read(cache, key) == b"hello"
+        assert read(cache, key) == b"hello"
+        s = cache.stats()
+        assert (s.entries, s.bytes, s.limit, s.hits, s.misses) == (1, 5, 10_000, 2, 1)
+        assert part_files(root) == []
+        assert entry_files(root) == {key.name(): 5}
+
+
+def test_open_moves_entry_to_most_recent_so_another_is_evicted(root: Path) -> None:
+    with DiskCache(root, 300) as cache:
+        a = put(cache, "/data/a", b"a" * 100)
+        b = put(cache, "/data/b", b"b" * 100)
+        c = put(cache, "/data/c", b"c" * 100)
+        assert read(cache, a) is not None  # a is now the most recent, b the least
+        d = put(cache, "/data/d", b"d" * 100)
+        assert read(cache, b) is None
+        assert [read(cache, k) is not None for k in (a, c, d)] == [True, True, True]
+        assert set(entry_files(root)) == {a.name(), c.name(), d.name()}
+        assert cache.stats().evictions == 1
+
+
+def test_limit_holds_after_every_admission(root: Path) -> None:
+    limit = 1000
+    keys = []
+    with DiskCache(root, limit) as cache:
+        for i in range(30):  # 3000 bytes through a 1000-byte cache
+            keys.append(put(cache, f"/data/{i}", bytes([i]) * (60 + i)))
+            on_disk = entry_files(root)
+            assert sum(on_disk.values()) <= limit
+            assert cache.stats().bytes == sum(on_disk.values())
+            assert cache.stats().entries == len(on_disk)
+        s = cache.stats()
+        # The survivors are exactly the most recently admitted files that fit.
+        expected, total = [], 0
+        for k in reversed(keys):
+            if total + (k.size or 0) > limit:
+                break
+            expected.append(k.name())
+            total += k.size or 0
+        assert set(entry_files(root)) == set(expected)
+        assert s.evictions == 30 - len(expected)
+
+
+def test_file_larger_than_the_cache_is_not_admitted_but_stays_readable(root: Path) -> None:
+    with DiskCache(root, 100) as cache:
+        small = put(cache, "/data/small", b"s" * 40)
+        data = b"L" * 101
+        key = key_for("/data/large", data)
+        path, fd = cache.create_part(key)
+        try:
+            os.write(fd, data)
+            assert cache.admit(key, path, md5(data)) is False
+            assert not os.path.exists(path)
+            assert os.pread(fd, 200, 0) == data  # the caller keeps reading its own fd
+        finally:
+            os.close(fd)
+        assert read(cache, key) is None
+        assert read(cache, small) == b"s" * 40  # nothing was evicted for a file that can't fit
+        assert cache.stats().rejected == 1 and cache.stats().evictions == 0
+
+
+def test_digest_mismatch_raises_and_caches_nothing(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        data = b"payload"
+        key = CacheKey("/data/f", len(data), md5(b"something else"))
+        path, fd = cache.create_part(key)
+        os.write(fd, data)
+        os.close(fd)
+        with pytest.raises(IntegrityError, match="/data/f"):
+            cache.admit(key, path, md5(data))
+        assert not os.path.exists(path)
+        assert read(cache, key) is None
+        assert entry_files(root) == {} and part_files(root) == []
+        assert cache.stats().rejected == 1
+
+
+def test_digest_comparison_ignores_hex_case(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        data = b"payload"
+        key = CacheKey("/data/f", len(data), md5(data).upper())
+        path, fd = cache.create_part(key)
+        os.write(fd, data)
+        os.close(fd)
+        assert cache.admit(key, path, md5(data))
+        assert read(cache, CacheKey("/data/f", len(data), md5(data))) == data
+
+
+def test_size_mismatch_raises_even_when_md5_agrees(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        data = b"short"
+        key = CacheKey("/data/f", len(data) + 1, md5(data))
+        path, fd = cache.create_part(key)
+        os.write(fd, data)
+        os.close(fd)
+        with pytest.raises(IntegrityError, match="5 bytes"):
+            cache.admit(key, path, md5(data))
+        assert entry_files(root) == {} and part_files(root) == []
+
+
+def test_without_digest_only_the_size_is_checked(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        data = b"no digest in the listing"
+        key = key_for("/data/f", data, digest=False)
+        path, fd = cache.create_part(key)
+        os.write(fd, data)
+        os.close(fd)
+        assert cache.admit(key, path, md5(b"whatever was computed"))
+        assert read(cache, key) == data
+        unsized = put(cache, "/data/g", b"neither", digest=False, size=False)
+        assert read(cache, unsized) == b"neither"
+
+
+def test_entry_whose_size_on_disk_is_wrong_is_dropped(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        key = put(cache, "/data/f", b"0123456789")
+        os.truncate(entry_path(root, key.name()), 4)  # damaged behind the cache's back
+        assert read(cache, key) is None
+        assert not entry_path(root, key.name()).exists()
+        s = cache.stats()
+        assert (s.entries, s.bytes, s.hits, s.misses) == (0, 0, 0, 1)
+
+
+def test_entry_removed_behind_the_cache_is_a_miss(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        key = put(cache, "/data/f", b"0123456789")
+        os.unlink(entry_path(root, key.name()))
+        assert read(cache, key) is None
+        assert cache.stats().entries == 0 and cache.stats().bytes == 0
+
+
+def test_same_version_admitted_twice_is_one_entry(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        put(cache, "/data/f", b"same bytes")
+        key = put(cache, "/data/f", b"same bytes")
+        assert read(cache, key) == b"same bytes"
+        s = cache.stats()
+        assert (s.entries, s.bytes, s.evictions) == (1, 10, 0)
+        assert part_files(root) == []
+
+
+def test_admit_refuses_a_path_outside_the_parts_directory(root: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.part"
+    other.write_bytes(b"x")
+    with DiskCache(root, 10_000) as cache, pytest.raises(ValueError):
+        cache.admit(CacheKey("/data/f", 1, ""), str(other), md5(b"x"))
+    assert other.read_bytes() == b"x"
+
+
+def test_parts_are_unique_private_and_discard_tolerates_missing(root: Path) -> None:
+    with DiskCache(root, 10_000) as cache:
+        key = CacheKey("/data/f", 3, "")
+        (p1, fd1), (p2, fd2) = cache.create_part(key), cache.create_part(key)
+        os.close(fd1)
+        os.close(fd2)
+        assert p1 != p2
+        assert stat.S_IMODE(os.stat(p1).st_mode) == 0o600
+        cache.discard(p1)
+        cache.discard(p1)
+        assert [str(p) for p in part_files(root)] == [p2]
+
+
+def test_zero_limit_caches_only_empty_files(root: Path) -> None:
+    with DiskCache(root, 0) as cache:
+        empty = put(cache, "/data/empty", b"")
+        assert read(cache, empty) == b""
+        key = key_for("/data/f", b"x")
+        path, fd = cache.create_part(key)
+        os.write(fd, b"x")
+        os.close(fd)
+        assert cache.admit(key, path, md5(b"x")) is False
+
+
+# -- eviction ------------------------------------------------------------------------------
+
+
+def test_evicting_an_open_entry_keeps_the_fd_readable(root: Path) -> None:
+    with DiskCache(root, 100) as cache:
+        a = put(cache, "/data/a", b"A" * 100)
+        fd = cache.open(a)
+        assert fd is not None
+        try:
+            put(cache, "/data/b", b"B" * 100)  # evicts a while it is open
+            assert not entry_path(root, a.name()).exists()
+            assert cache.open(a) is None
+            assert os.pread(fd, 200, 0) == b"A" * 100
+        finally:
+            os.close(fd)
+
+
+def test_make_room_evicts_least_recent_first(root: Path) -> None:
+    with DiskCache(root, 1000) as cache:
+        a = put(cache, "/data/a", b"a" * 100)
+        put(cache, "/data/b", b"b" * 200)
+        c = put(cache, "/data/c", b"c" * 300)
+        read(cache, a)
+        assert cache.make_room(150) == 200  # b only: one entry covers 150 bytes
+        assert set(entry_files(root)) == {a.name(), c.name()}
+        assert cache.make_room(10_000) == 400
+        assert entry_files(root) == {} and cache.stats().entries == 0
+        assert cache.make_room(1) == 0
+        assert cache.stats().evictions == 3
+        assert read(cache, c) is None
+
+
+# -- persistence and start-up --------------------------------------------------------------
+
+
+def test_restart_keeps_entries_and_lru_order(root: Path) -> None:
+    with DiskCache(root, 300) as cache:
+        a = put(cache, "/data/a", b"a" * 100)
+        b = put(cache, "/data/b", b"b" * 100)
+        c = put(cache, "/data/c", b"c" * 100)
+        read(cache, a)  # order now b, c, a
+    with DiskCache(root, 300) as cache:
+        s = cache.stats()
+        assert (s.entries, s.bytes, s.hits, s.misses) == (3, 300, 0, 0)
+        put(cache, "/data/d", b"d" * 100)
+        assert read(cache, b) is None
+        assert read(cache, c) == b"c" * 100
+        assert read(cache, a) == b"a" * 100  # order now d, c, a
+    with DiskCache(root, 300) as cache:
+        put(cache, "/data/e", b"e" * 100)
+        assert set(entry_files(root)) == {c.name(), a.name(), cache_name("/data/e", b"e" * 100)}
+
+
+def cache_name(uri: str, data: bytes) -> str:
+    return key_for(uri, data).name()
+
+
+def test_restart_with_a_smaller_limit_evicts_the_oldest(root: Path) -> None:
+    with DiskCache(root, 1000) as cache:
+        keys = [put(cache, f"/data/{i}", bytes([i]) * 100) for i in range(5)]
+        read(cache, keys[0])  # order 1 2 3 4 0
+    with DiskCache(root, 250) as cache:
+        assert set(entry_files(root)) == {keys[4].name(), keys[0].name()}
+        assert cache.stats().bytes == 200
+    with DiskCache(root, 50) as cache:
+        assert entry_files(root) == {} and cache.stats().entries == 0
+
+
+def test_stray_parts_and_foreign_files_at_start(root: Path) -> None:
+    with DiskCache(root, 1000) as cache:
+        keep = put(cache, "/data/keep", b"kept")
+        path, fd = cache.create_part(CacheKey("/data/half", 10, ""))
+        os.write(fd, b"half")
+        os.close(fd)
+    (root / "data" / "zz").mkdir()
+    (root / "data" / "zz" / "README").write_text("not ours")
+    with DiskCache(root, 1000) as cache:
+        assert part_files(root) == []
+        assert cache.stats().entries == 1
+        assert read(cache, keep) == b"kept"
+    assert (root / "data" / "zz" / "README").read_text() == "not ours"
+
+
+def test_part_of_a_killed_process_is_removed_and_never_served(root: Path) -> None:
+    proc, lines = start_holder(root, "part")
+    try:
+        (part,) = lines
+        assert Path(part).stat().st_size == 50
+    finally:
+        stop(proc)  # SIGKILL mid-download
+    assert Path(part).exists()
+    with DiskCache(root, 10**6) as cache:
+        assert not Path(part).exists()
+        assert read(cache, CacheKey("/data/files/big.dcm", 100, "")) is None
+        assert cache.stats().entries == 0
+
+
+@pytest.mark.parametrize(
+    "n", [2_000, pytest.param(50_000, marks=pytest.mark.slow, id="50k")], ids=str
+)
+def test_start_rebuilds_lru_from_many_entries(root: Path, n: int) -> None:
+    base = 1_700_000_000 * 10**9
+    order = [(i * 7919) % n for i in range(n)]  # a scrambled mtime order (7919 is prime)
+    for fan in range(256):
+        (root / "data" / f"{fan:02x}").mkdir(parents=True)
+    names = []
+    for i in range(n):
+        name = hashlib.sha256(str(i).encode()).hexdigest()
+        fd = os.open(entry_path(root, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"x" * (1 + i % 3))
+        os.utime(fd, ns=(base + order[i], base + order[i]))
+        os.close(fd)
+        names.append(name)
+    total = sum(1 + i % 3 for i in range(n))
+    with DiskCache(root, 10**9) as cache:
+        s = cache.stats()
+        assert (s.entries, s.bytes) == (n, total)
+        # The least recently used entries are those with the oldest mtimes.
+        by_age = sorted(range(n), key=lambda i: order[i])
+        oldest = by_age[:3]
+        need = sum(1 + i % 3 for i in oldest)
+        assert cache.make_room(need) == need
+        assert not any(entry_path(root, names[i]).exists() for i in oldest)
+        assert entry_path(root, names[by_age[3]]).exists()
+        assert cache.stats().entries == n - 3
+        assert cache.make_room(1) == 1 + by_age[3] % 3  # then the next oldest, alone
+        assert not entry_path(root, names[by_age[3]]).exists()
+        assert entry_path(root, names[by_age[4]]).exists()
+
+
+# -- locking, stats, permissions -----------------------------------------------------------
+
+
+def test_second_process_is_refused_with_a_clear_message(
+    root: Path, holder: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        DiskCache(root, 1000)
+    msg = str(info.value)
+    assert str(root) in msg and f"pid {holder.pid}" in msg and "--cache-dir" in msg
+    assert "\n" not in msg
+    stop(holder)  # the lock dies with the process, even killed
+    with DiskCache(root, 1000) as cache:
+        assert cache.stats().entries == 0
+
+
+def test_second_cache_in_the_same_process_is_refused_until_close(root: Path) -> None:
+    first = DiskCache(root, 1000)
+    with pytest.raises(ConfigError, match=f"pid {os.getpid()}"):
+        DiskCache(root, 1000)
+    first.close()
+    first.close()
+    DiskCache(root, 1000).close()
+    assert (root / "lock").read_text() == ""
+
+
+def test_stats_are_persisted_at_close(root: Path) -> None:
+    with DiskCache(root, 1000) as cache:
+        k = put(cache, "/data/a", b"a" * 600)
+        read(cache, k)
+        read(cache, CacheKey("/data/none", 1, ""))
+        put(cache, "/data/b", b"b" * 600)
+        path, fd = cache.create_part(k)
+        os.close(fd)
+        with pytest.raises(IntegrityError):
+            cache.admit(k, path, md5(b"other"))  # empty part: wrong size
+    saved = json.loads((root / "stats.json").read_text())
+    assert {k: saved[k] for k in ("entries", "bytes", "limit", "hits", "misses")} == {
+        "entries": 1,
+        "bytes": 600,
+        "limit": 1000,
+        "hits": 1,
+        "misses": 1,
+    }
+    assert (saved["evictions"], saved["rejected"]) == (1, 1)
+    assert stat.S_IMODE((root / "stats.json").stat().st_mode) == 0o600
+
+
+def test_stats_are_saved_during_a_mount(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filecache, "STATS_INTERVAL", 0.0)
+    with DiskCache(root, 1000) as cache:
+        k = put(cache, "/data/a", b"abc")
+        read(cache, k)
+        read(cache, k)
+        saved = json.loads((root / "stats.json").read_text())
+        assert (saved["hits"], saved["entries"], saved["pid"]) == (2, 1, os.getpid())
+
+
+def test_everything_in_the_cache_directory_is_private(root: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with DiskCache(root, 1000) as cache:
+            put(cache, "/data/a", b"abc")
+            os.close(cache.create_part(CacheKey("/data/b", 3, ""))[1])
+    finally:
+        os.umask(old)
+    for p in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(p.lstat().st_mode)
+        assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
+
+
+def test_existing_world_readable_directory_is_tightened(root: Path) -> None:
+    root.mkdir(mode=0o755)
+    os.chmod(root, 0o755)
+    DiskCache(root, 10).close()
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def test_negative_limit_is_a_config_error(root: Path) -> None:
+    with pytest.raises(ConfigError):
+        DiskCache(root, -1)
