@@ -114,7 +114,7 @@ def load_config_file(path: Path) -> tuple[str | None, str | None, dict[str, Any]
         if key in seen:
             raise ConfigError(f"{where}: {raw_key!r} repeats {seen[key]!r}")
         seen[key] = raw_key
-        if key in SECRET_KEYS:
+        if key.lower() in SECRET_KEYS:
             raise ConfigError(
                 f"{where}: {raw_key!r} is not allowed: a config file must not hold a password; "
                 "use password_file (a mode 0600 file), XNATFS_PASSWORD, a netrc file, or "

@@ -1,8 +1,8 @@
 """Logging to stderr in the form that suits where stderr goes.
 
-Under systemd stderr is the journal: journald adds timestamps itself and reads a `<N>` syslog
-priority prefix on each line (sd-daemon(3)), so each line is `<N>logger: message`. At a
-terminal each line is `2024-05-01 12:00:00 WARNING xnatfs.fs: message`.
+When stderr is the journal (a systemd service), journald adds timestamps itself and reads a
+`<N>` syslog priority prefix on each line (sd-daemon(3)), so each line is `<N>logger: message`.
+Elsewhere (a terminal, a log file) each line is `2024-05-01 12:00:00 WARNING xnatfs.fs: message`.
 
 Defence in depth for credentials: every formatted line is scrubbed of known secrets (the
 password from `$XNATFS_PASSWORD`, and any value passed to `add_secret`) before it is written.
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TextIO
 from urllib.parse import quote
 
-from xnatfs.systemd import under_systemd
+from xnatfs.systemd import journal_stream_matches
 
 # A password shorter than this is not scrubbed: masking every "ab" in a log would make the log
 # useless while protecting next to nothing.
@@ -109,7 +109,9 @@ def setup_logging(
 ) -> None:
     """Send log records to stderr (or `stream`), formatted for the journal or for a terminal.
 
-    `journal` defaults to `under_systemd()`. The "xnatfs" loggers log INFO and above, or DEBUG
+    `journal` defaults to whether `stream` is systemd's journal connection (`$JOURNAL_STREAM`
+    matches it): a service's stderr, but not the log file a background mount writes to, even
+    when that runs under a mount unit. The "xnatfs" loggers log INFO and above, or DEBUG
     with `debug` (which includes the per-request "xnatfs.http" lines). Other libraries log
     WARNING and above; urllib3 stays at WARNING even with `debug` (its own debug lines repeat
     ours and print every connection). `$XNATFS_PASSWORD` is registered with `add_secret`.
@@ -118,7 +120,7 @@ def setup_logging(
     env = os.environ if environ is None else environ
     out = sys.stderr if stream is None else stream
     if journal is None:
-        journal = under_systemd(environ=env, stream=out)
+        journal = journal_stream_matches(out, env)
     password = env.get("XNATFS_PASSWORD")
     if password:
         add_secret(password, user=env.get("XNATFS_USER"))

@@ -122,18 +122,21 @@ def split_options(text: str) -> list[str]:
     return [item for item in (i.strip() for i in items) if item]
 
 
-def translate_options(text: str, *, sloppy: bool = False) -> Translation:
+def translate_options(
+    text: str, *, sloppy: bool = False, absolute_paths: bool = False
+) -> Translation:
     """Translate mount options (`-o` text) into `xnatfs mount` options.
 
     `cache_size=10G` or `cache-size=10G` -> `--cache-size=10G`; a flag (`allow_other`,
     `allow_other=yes`) -> `--allow-other`, and `allow_other=no` -> nothing; `config=FILE` ->
     `--config=FILE`. Values are checked with the option's own parser so mistakes fail here with
-    a clear message; they are passed on as written. Paths must be absolute (mount units have
-    no working directory or HOME). The options of `IGNORED_OPTIONS` and `x-*` are dropped.
+    a clear message; they are passed on as written. With `absolute_paths` (the helper's case:
+    mount units have no working directory or HOME) path values must be absolute. The options
+    of `IGNORED_OPTIONS` and `x-*` are dropped.
 
-    Raises ConfigError for `rw` (xnatfs is read-only), `foreground` (the helper must return
-    once mounted), password-like options, a missing or refused value, and unknown options
-    (unless `sloppy`, which skips them and lists them in `skipped`).
+    Raises ConfigError for `rw` (xnatfs is read-only), password-like options, a missing or
+    refused value, and unknown options (unless `sloppy`, which skips them and lists them in
+    `skipped`).
     """
     args: list[str] = []
     skipped: list[str] = []
@@ -147,17 +150,11 @@ def translate_options(text: str, *, sloppy: bool = False) -> Translation:
                 "xnatfs is read-only: add 'ro' to the mount options "
                 "(mount(8) passes 'rw' whenever 'ro' is not given)"
             )
-        if key in SECRET_KEYS:
+        if key.lower() in SECRET_KEYS:
             raise ConfigError(
                 f"option {raw_key!r} is not allowed: passwords must not appear in mount options "
                 "(every user can read them with ps); use password_file=/abs/path "
                 "(mode 0600), a netrc=/abs/path file, or a config file with password_file"
-            )
-        if key == "foreground":
-            raise ConfigError(
-                "option 'foreground' is not allowed here: mount(8) expects the helper to return "
-                "once the mount is live; run 'xnatfs mount --foreground' or the xnatfs@.service "
-                "unit instead"
             )
         if key == "config":
             spec: OptionSpec | None = None
@@ -175,7 +172,7 @@ def translate_options(text: str, *, sloppy: bool = False) -> Translation:
             continue
         if not has_value or not value:
             raise ConfigError(f"mount option {raw_key!r} needs a value ({raw_key}=...)")
-        if key in _PATH_OPTIONS and not value.startswith("/"):
+        if absolute_paths and key in _PATH_OPTIONS and not value.startswith("/"):
             raise ConfigError(
                 f"mount option {raw_key}: {value!r} must be an absolute path "
                 "(mount(8) and systemd mount units have no working directory or HOME)"
@@ -205,7 +202,7 @@ def _check(parse: Callable[[Any], Any], key: str, value: str) -> None:
 
 
 def _known() -> str:
-    return ", ".join(["config", *(o.name for o in OPTIONS if o.name != "foreground")])
+    return ", ".join(["config", *(o.name for o in OPTIONS)])
 
 
 def parse_argv(argv: Sequence[str]) -> HelperArgs:
@@ -409,7 +406,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_argv(args_in)
-        translation = translate_options(args.options, sloppy=args.sloppy)
+        translation = translate_options(args.options, sloppy=args.sloppy, absolute_paths=True)
+        if "--foreground" in translation.args:
+            raise ConfigError(
+                "option 'foreground' is not allowed here: mount(8) expects the helper to return "
+                "once the mount is live; run 'xnatfs mount --foreground' or the xnatfs@.service "
+                "unit instead"
+            )
         command = build_command(args, translation)
     except ConfigError as exc:
         return _fail(str(exc), 1)
