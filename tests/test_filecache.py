@@ -516,11 +516,15 @@ def test_everything_in_the_cache_directory_is_private(root: Path) -> None:
         assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
 
 
-def test_existing_world_readable_directory_is_tightened(root: Path) -> None:
-    root.mkdir(mode=0o755)
-    os.chmod(root, 0o755)
-    DiskCache(root, 10).close()
-    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+def test_an_existing_shared_root_keeps_its_mode(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # like /tmp: not ours to change
+    with DiskCache(shared, 10) as cache:
+        put(cache, "/data/a", b"a")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    for sub in ("data", "parts"):
+        assert stat.S_IMODE((shared / sub).stat().st_mode) == 0o700
 
 
 def test_negative_limit_is_a_config_error(root: Path) -> None:

@@ -100,13 +100,13 @@ def lock_holder(root: Path) -> int | None:
 
 
 def _caches_under(root: Path) -> list[Path]:
-    if is_cache_dir(root):
-        return [root]
+    """`root` itself if it is a cache, then every server cache directly below it."""
+    caches = [root] if is_cache_dir(root) else []
     try:
         children = sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
     except OSError:
-        return []
-    return [p for p in children if is_cache_dir(p)]
+        return caches
+    return caches + [p for p in children if is_cache_dir(p)]
 
 
 def _info_block(cache: Path) -> str:

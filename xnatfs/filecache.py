@@ -170,12 +170,17 @@ def write_private_json(path: Path, data: object) -> None:
         raise
 
 
-def make_private_dir(path: Path) -> None:
-    """Create `path` (and missing parents) and make sure it is 0700."""
+def make_private_dir(path: Path, *, tighten: bool = True) -> None:
+    """Create `path` (and missing parents) as 0700; with `tighten`, make an existing one 0700.
+
+    The cache root is not tightened: `--cache-dir` may name a directory that other things
+    share (even /tmp), whose mode is not ours to change. Everything inside it is private.
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    st = path.stat()
-    if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid():
-        os.chmod(path, 0o700)
+    if tighten:
+        st = path.stat()
+        if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid():
+            os.chmod(path, 0o700)
 
 
 class _LruIndex(LRUCache[str, int]):
@@ -224,7 +229,7 @@ class DiskCache:
         self._last_persist = 0.0
         self._lock_fd: int | None = None
         try:
-            make_private_dir(self.root)
+            make_private_dir(self.root, tighten=False)
         except OSError as exc:
             raise ConfigError(f"cannot create cache directory {self.root}: {exc}") from None
         fd = try_lock(self.root)
