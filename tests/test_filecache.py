@@ -315,6 +315,45 @@ def test_zero_limit_caches_only_empty_files(root: Path) -> None:
         assert cache.admit(key, path, md5(b"x")) is False
 
 
+def test_a_failed_rename_keeps_the_read_going_and_caches_nothing(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with DiskCache(root, 10_000) as cache:
+        data = b"verified bytes"
+        key = key_for("/data/f", data)
+        path, fd = cache.create_part(key)
+        try:
+            os.write(fd, data)
+
+            def refuse(src: object, dst: object) -> None:
+                raise OSError(5, "Input/output error")
+
+            with monkeypatch.context() as m:
+                m.setattr(filecache.os, "rename", refuse)
+                assert cache.admit(key, path, md5(data)) is False
+            assert os.pread(fd, 100, 0) == data
+        finally:
+            os.close(fd)
+        assert part_files(root) == [] and entry_files(root) == {}
+        assert cache.stats().entries == 0
+        assert read(cache, put(cache, "/data/f", data)) == data  # and the next try works
+
+
+def test_unusable_directory_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot use cache directory"):
+        DiskCache(tmp_path / "file", 10)
+    (tmp_path / "odd" / "lock").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="cannot use cache directory"):
+        DiskCache(tmp_path / "odd", 10)
+    (tmp_path / "odd2").mkdir()
+    (tmp_path / "odd2" / "parts").write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot use cache directory"):
+        DiskCache(tmp_path / "odd2", 10)
+    (tmp_path / "odd2" / "parts").unlink()
+    DiskCache(tmp_path / "odd2", 10).close()  # the failed attempt released its lock
+
+
 # -- eviction ------------------------------------------------------------------------------
 
 

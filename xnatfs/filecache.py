@@ -230,9 +230,9 @@ class DiskCache:
         self._lock_fd: int | None = None
         try:
             make_private_dir(self.root, tighten=False)
+            fd = try_lock(self.root)
         except OSError as exc:
-            raise ConfigError(f"cannot create cache directory {self.root}: {exc}") from None
-        fd = try_lock(self.root)
+            raise ConfigError(f"cannot use cache directory {self.root}: {exc}") from None
         if fd is None:
             raise ConfigError(in_use_message(self.root))
         self._lock_fd = fd
@@ -245,6 +245,9 @@ class DiskCache:
             self._index = _LruIndex(max_bytes, self._evicted)
             self._load_index()
             self._persist_stats()
+        except OSError as exc:
+            self.close()
+            raise ConfigError(f"cannot use cache directory {self.root}: {exc}") from None
         except BaseException:
             self.close()
             raise
@@ -299,8 +302,9 @@ class DiskCache:
         path = entry_path(self.root, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            log.warning("cache entry for %s vanished from %s", key.uri, self.root)
+        except OSError as exc:
+            # Gone or unreadable behind our back: download again (admit replaces the file).
+            log.warning("cache entry for %s unusable, dropped: %s", key.uri, exc)
             self._forget(name)
             self._miss()
             return None
@@ -319,7 +323,10 @@ class DiskCache:
                 self._miss()
                 return None
             self._index.touch(name)
-            os.utime(fd, ns=(self._stamp(),) * 2)
+            try:
+                os.utime(fd, ns=(self._stamp(),) * 2)
+            except OSError as exc:  # only the order after a restart suffers
+                log.debug("could not record the use of %s: %s", name, exc)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -327,6 +334,10 @@ class DiskCache:
         self._hits += 1
         self._maybe_persist()
         return fd
+
+    def contains(self, key: CacheKey) -> bool:
+        """Whether a complete entry for `key` is indexed (no hit/miss counted, no LRU touch)."""
+        return key.name() in self._index
 
     def create_part(self, key: CacheKey) -> tuple[str, int]:
         """A new unique part path inside the cache and an O_RDWR|O_CREAT|O_EXCL fd (mode 0600)."""
@@ -339,8 +350,9 @@ class DiskCache:
 
         `md5_hex` is the MD5 the downloader computed over the bytes it wrote. On a size or
         digest mismatch the part is unlinked and `IntegrityError` is raised. Returns False (part
-        unlinked) when the file is larger than the whole cache; True once it is an entry. An fd
-        the caller holds on the part stays valid either way.
+        unlinked) when the file is larger than the whole cache, or when the cache directory
+        refuses the rename; True once it is an entry. An fd the caller holds on the part stays
+        valid either way.
         """
         part = Path(part_path)
         if part.parent != self._parts or not part.name.endswith(PART_SUFFIX):
@@ -383,6 +395,12 @@ class DiskCache:
                     raise
                 make_private_dir(target.parent)
                 os.rename(part, target)
+        except OSError as exc:
+            # The bytes are verified and the caller still holds them: failing to keep them is
+            # no reason to fail the read.
+            self.discard(part_path)
+            log.warning("could not cache %s: %s", key.uri, exc)
+            return False
         except BaseException:
             self.discard(part_path)
             raise
