@@ -3,10 +3,13 @@ the XNAT client, so request counts, shared downloads and verification can be ass
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import io
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from xnatfs.filecache import DiskCache
 from xnatfs.fs import Filesystem
 from xnatfs.inodes import ROOT_INODE
 from xnatfs.listing import Listings
+from xnatfs.prefetch import Prefetcher
 from xnatfs.transfer import DataStore
 
 E = "XNAT_E00001"
@@ -56,6 +60,8 @@ class FakeRemote:
         }
         self.list_calls: list[str] = []
         self.get_calls: list[str] = []
+        self.client = self  # the prefetcher streams archives through `remote.client`
+        self.zip_calls: list[str] = []
         self.gate = threading.Event()
         self.gate.set()
         self.fail_next: Exception | None = None
@@ -101,6 +107,23 @@ class FakeRemote:
         await trio.to_thread.run_sync(stream)
         return None
 
+    async def run(self, fn: Callable[[], object]) -> object:
+        return await trio.to_thread.run_sync(fn)
+
+    @contextlib.contextmanager
+    def stream(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> Iterator[Iterator[bytes]]:
+        assert params == {"format": "zip"}
+        self.zip_calls.append(path)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for row in self.listings[path]:
+                rel = row["URI"].split("/files/", 1)[1]
+                z.writestr(f"MR1/scans/1-T1/resources/DICOM/files/{rel}", self.bodies[row["URI"]])
+        data = buf.getvalue()
+        yield iter([data[i : i + 50_000] for i in range(0, len(data), 50_000)])
+
 
 @pytest.fixture
 def remote() -> FakeRemote:
@@ -135,10 +158,16 @@ async def read_all(fs: Filesystem, ino: int, chunk: int = 128 * 1024) -> bytes:
 
 
 def make_fs(
-    remote: FakeRemote, cache: DiskCache, nursery: trio.Nursery, ttl: float = 60
+    remote: FakeRemote,
+    cache: DiskCache,
+    nursery: trio.Nursery,
+    ttl: float = 60,
+    prefetch: str = "off",
 ) -> Filesystem:
     listings = Listings(remote, ttl)  # type: ignore[arg-type]
-    return Filesystem(listings, DataStore(remote, cache, nursery), root_mtime_ns=1)  # type: ignore[arg-type]
+    prefetcher = Prefetcher(remote, listings, nursery, mode=prefetch)  # type: ignore[arg-type]
+    store = DataStore(remote, cache, nursery, prefetcher)  # type: ignore[arg-type]
+    return Filesystem(listings, store, root_mtime_ns=1)
 
 
 async def test_one_listing_per_directory_and_lookups_reuse_it(
@@ -298,4 +327,40 @@ async def test_listing_ttl_expires(remote: FakeRemote, cache: DiskCache) -> None
         time.sleep(0.3)
         await walk(fs, "TEST")
         assert remote.list_calls.count("/data/projects") == 2
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("mode", ["zip", "parallel"])
+async def test_walking_a_series_prefetches_the_rest(
+    remote: FakeRemote, cache: DiskCache, mode: str
+) -> None:
+    series = {f"{i}.dcm": bytes([i]) * (1000 + i) for i in range(1, 21)}
+    remote.listings[FILES] = [FakeRemote.row(n, b) for n, b in series.items()]
+    remote.bodies = {f"{FILES}/{n}": b for n, b in series.items()}
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, prefetch=mode)
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        got = {}
+        for name in series:  # a reader walking the series in name order
+            got[name] = await read_all(fs, (await fs.lookup(res, name)).ino)
+        assert got == series
+        with trio.fail_after(5):
+            while cache.stats().entries < len(series):
+                await trio.sleep(0.01)
+        if mode == "zip":
+            # Two single GETs started the walk; one archive brought the other 18 files.
+            assert len(remote.get_calls) == 2 and remote.zip_calls == [FILES]
+        else:
+            assert sorted(remote.get_calls) == sorted(f"{FILES}/{n}" for n in series)
+        assert cache.stats().entries == len(series)
+        nursery.cancel_scope.cancel()
+
+
+async def test_prefetch_off_fetches_file_by_file(remote: FakeRemote, cache: DiskCache) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, prefetch="off")
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        for name in ("small.dcm", "big.dcm", "nosize.dcm"):
+            await read_all(fs, (await fs.lookup(res, name)).ino)
+        assert remote.zip_calls == [] and len(remote.get_calls) == 3
         nursery.cancel_scope.cancel()

@@ -28,6 +28,7 @@ from xnatfs.filecache import DiskCache
 from xnatfs.fs import Filesystem
 from xnatfs.fuse_ops import XnatOperations
 from xnatfs.listing import Listings
+from xnatfs.prefetch import Prefetcher
 from xnatfs.remote import AsyncXnat
 from xnatfs.transfer import DataStore
 from xnatfs.tree import ROOT_DIR, Node
@@ -118,7 +119,15 @@ async def _serve(
     root_mtime = await _root_mtime(listings)
     clean = False
     async with trio.open_nursery() as nursery:
-        data = DataStore(remote, cache, nursery)
+        prefetcher = Prefetcher(
+            remote,
+            listings,
+            nursery,
+            mode=cfg.prefetch,
+            max_bytes=min(2 * 1024**3, cfg.cache_size // 2),
+            parallel=max(1, cfg.max_connections // 2),
+        )
+        data = DataStore(remote, cache, nursery, prefetcher)
         fs = Filesystem(listings, data, root_mtime)
         ops = XnatOperations(
             fs,

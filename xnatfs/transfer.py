@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -32,6 +33,9 @@ from xnatfs.filecache import CacheKey, DiskCache
 from xnatfs.remote import AsyncXnat
 from xnatfs.tree import RemoteFile
 from xnatfs.xnat.paths import file_url_path
+
+if TYPE_CHECKING:
+    from xnatfs.prefetch import Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,7 @@ class FileReader:
             if self._transfer is None:
                 self._fd = self._store.cache.open(self.key)
                 if self._fd is None:
-                    self._transfer = self._store.attach(self.key)
+                    self._transfer = self._store.attach(self.remote)
         transfer = self._transfer
         if transfer is not None:
             await transfer.wait_for(offset + size)
@@ -141,7 +145,13 @@ def _pread_all(fd: int, size: int, offset: int) -> bytes:
 class DataStore:
     """Starts downloads, shares them between readers, verifies and admits finished files."""
 
-    def __init__(self, remote: AsyncXnat, cache: DiskCache, nursery: trio.Nursery) -> None:
+    def __init__(
+        self,
+        remote: AsyncXnat,
+        cache: DiskCache,
+        nursery: trio.Nursery,
+        prefetcher: Prefetcher | None = None,
+    ) -> None:
         self._remote = remote
         self.cache = cache
         self._nursery = nursery
@@ -149,26 +159,70 @@ class DataStore:
         self._disk = trio.CapacityLimiter(2)
         self.cancel = threading.Event()
         self.downloads = 0
+        self.prefetcher = prefetcher
 
     def open(self, remote: RemoteFile) -> FileReader:
         return FileReader(self, remote)
 
-    def attach(self, key: CacheKey) -> Transfer:
-        """The running download of `key`, started if there is none; the caller holds a ref."""
+    def attach(self, remote: RemoteFile) -> Transfer:
+        """The running download of `remote`, started if there is none; the caller holds a ref."""
+        key = cache_key(remote)
         transfer = self._inflight.get(key)
         if transfer is None:
-            part_path, fd = self.cache.create_part(key)
-            transfer = Transfer(key=key, part_path=part_path, fd=fd)
-            self._inflight[key] = transfer
-            self.downloads += 1
-            self._nursery.start_soon(self._run, transfer)
+            transfer = self.claim(key)
+            self.start(transfer)
+            if self.prefetcher is not None:
+                self.prefetcher.note_miss(self, remote)
         transfer.refs += 1
         return transfer
+
+    def claim(self, key: CacheKey) -> Transfer:
+        """Register a new, not yet started transfer of `key` (readers attach to it)."""
+        part_path, fd = self.cache.create_part(key)
+        transfer = Transfer(key=key, part_path=part_path, fd=fd)
+        self._inflight[key] = transfer
+        return transfer
+
+    def wanted(self, key: CacheKey) -> bool:
+        """Neither cached nor being fetched."""
+        return key not in self._inflight and not self.cache.contains(key)
+
+    def start(self, transfer: Transfer) -> None:
+        """Fetch a claimed transfer with its own GET."""
+        self.downloads += 1
+        self._nursery.start_soon(self._run, transfer)
 
     def detach(self, transfer: Transfer) -> None:
         transfer.refs -= 1
         if transfer.refs <= 0 and transfer.done:
             _close_quietly(transfer.fd)
+
+    async def complete(self, t: Transfer, md5_hex: str) -> None:
+        """Verify, persist and admit a fully written transfer, then release its readers."""
+        error: BaseException | None = None
+        try:
+            self._check(t)
+            await trio.to_thread.run_sync(os.fsync, t.fd, limiter=self._disk)
+            if not self.cache.admit(t.key, t.part_path, md5_hex):
+                log.info("%s is larger than the whole cache: served without keeping it", t.key.uri)
+            t.verified = True
+        except XnatfsError as exc:
+            error = exc
+        except OSError as exc:
+            error = Unavailable(f"could not cache {t.key.uri}: {exc.strerror or exc}")
+            log.warning("caching %s failed: %s", t.key.uri, exc)
+        finally:
+            self.settle(t, error)
+
+    def settle(self, t: Transfer, error: BaseException | None) -> None:
+        """End a transfer: wake its readers with the outcome and forget it."""
+        if error is not None or not t.verified:
+            self.cache.discard(t.part_path)
+        if self._inflight.get(t.key) is t:
+            del self._inflight[t.key]
+        t.finish(error)
+        if t.refs <= 0:
+            _close_quietly(t.fd)
 
     async def _run(self, t: Transfer) -> None:
         md5 = hashlib.md5(usedforsecurity=False)
@@ -180,10 +234,10 @@ class DataStore:
             md5.update(chunk)
             trio.from_thread.run_sync(t.advance, offset + len(chunk), trio_token=token)
 
-        error: BaseException | None = None
+        path = file_url_path(t.key.uri)
         try:
             try:
-                await self._remote.download(file_url_path(t.key.uri), write, self.cancel)
+                await self._remote.download(path, write, self.cancel)
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
@@ -194,31 +248,21 @@ class DataStore:
                 )
                 md5 = hashlib.md5(usedforsecurity=False)
                 os.ftruncate(t.fd, 0)
-                await self._remote.download(file_url_path(t.key.uri), write, self.cancel)
-            await trio.to_thread.run_sync(os.fsync, t.fd, limiter=self._disk)
-            self._check(t)
-            admitted = self.cache.admit(t.key, t.part_path, md5.hexdigest())
-            if not admitted:
-                log.info("%s is larger than the whole cache: served without keeping it", t.key.uri)
-            t.verified = True
+                await self._remote.download(path, write, self.cancel)
         except XnatfsError as exc:
-            error = exc
+            self.settle(t, exc)
+            return
         except OSError as exc:
-            error = Unavailable(f"could not cache {t.key.uri}: {exc.strerror or exc}")
             log.warning("download of %s failed: %s", t.key.uri, exc)
+            self.settle(t, Unavailable(f"could not cache {t.key.uri}: {exc.strerror or exc}"))
+            return
         except BaseException as exc:
             # Cancelled at unmount, or a bug: readers must not wait forever either way.
-            error = Unavailable(f"download of {t.key.uri} stopped")
             if not isinstance(exc, trio.Cancelled):
                 log.exception("download of %s failed", t.key.uri)
+            self.settle(t, Unavailable(f"download of {t.key.uri} stopped"))
             raise
-        finally:
-            if error is not None or not t.verified:
-                self.cache.discard(t.part_path)
-            del self._inflight[t.key]
-            t.finish(error)
-            if t.refs <= 0:
-                _close_quietly(t.fd)
+        await self.complete(t, md5.hexdigest())
 
     @staticmethod
     def _check(t: Transfer) -> None:

@@ -51,6 +51,17 @@ class RemoteFile:
     uri: str  # canonical, ID-based URI from the listing row, as the server wrote it
     size: int | None  # None when the listing's Size is empty
     digest: str  # MD5 hex, "" when the server has no checksum
+    # The files listing this entry came from: its siblings can be fetched in bulk.
+    listing: Source | None = field(default=None, compare=False)
+
+
+def remote_file(row: Row, listing: Source | None) -> RemoteFile:
+    return RemoteFile(
+        uri=row["URI"],
+        size=parse_size(row.get("Size", "")),
+        digest=row.get("digest", ""),
+        listing=listing,
+    )
 
 
 @dataclass(frozen=True)
@@ -513,10 +524,7 @@ def _tree_entries(
         if name is None:
             continue
         if len(parts) == depth + 1:
-            remote = RemoteFile(
-                uri=row["URI"], size=parse_size(row.get("Size", "")), digest=row.get("digest", "")
-            )
-            nodes.append(parent.child(name, file=remote))
+            nodes.append(parent.child(name, file=remote_file(row, source)))
         elif name not in folders:
             folders.add(name)
             nodes.append(parent.child(name, dir=make_dir((*prefix, parts[depth]))))
