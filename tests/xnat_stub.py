@@ -112,7 +112,7 @@ class StubAuth:
         self.expired = expired
         self.basic_heals = basic_heals
         self.sessions: set[str] = set()
-        self.created = 0
+        self.issued: list[str] = []  # every session id ever handed out
         self._lock = threading.Lock()
 
     def expire_sessions(self) -> None:
@@ -131,7 +131,7 @@ class StubAuth:
             if valid and (not stale or self.basic_heals):
                 sid = secrets.token_hex(16).upper()
                 self.sessions.add(sid)
-                self.created += 1
+                self.issued.append(sid)
                 return None, sid
         if stale and self.expired == "login":
             return Reply(body=LOGIN_PAGE, headers={"Content-Type": "text/html"}), None
@@ -164,13 +164,14 @@ class XnatStub:
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
         self._thread.start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def port(self) -> int:
