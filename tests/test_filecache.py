@@ -151,6 +151,18 @@ def test_admitted_file_is_served_and_counted(root: Path) -> None:
         assert entry_files(root) == {key.name(): 5}
 
 
+def test_contains_neither_counts_nor_reorders(root: Path) -> None:
+    with DiskCache(root, 200) as cache:
+        a = put(cache, "/data/a", b"a" * 100)
+        b = put(cache, "/data/b", b"b" * 100)
+        assert cache.contains(a) and cache.contains(b)
+        assert not cache.contains(key_for("/data/c", b"c"))
+        s = cache.stats()
+        assert (s.hits, s.misses) == (0, 0)
+        put(cache, "/data/c", b"c" * 100)  # a is still the least recent despite contains(a)
+        assert not cache.contains(a) and cache.contains(b)
+
+
 def test_open_moves_entry_to_most_recent_so_another_is_evicted(root: Path) -> None:
     with DiskCache(root, 300) as cache:
         a = put(cache, "/data/a", b"a" * 100)
