@@ -677,3 +677,21 @@ def test_debug_log_line_per_request_and_no_secrets(
         for secret in secrets_:
             assert secret not in text, text
     assert len(failures) == 3
+
+
+def test_closed_client_refuses_work(stub: XnatStub, make_client: Any) -> None:
+    stub.route(PROJECTS, json_reply([]))
+    client = make_client(stub.url)
+    client.list(PROJECTS)
+    client.close()
+    with pytest.raises(Unavailable, match="closed"):
+        client.list(PROJECTS)
+    assert len(stub.seen) == 1
+
+
+def test_redirect_keeps_credentials_on_the_same_host(stub: XnatStub, make_client: Any) -> None:
+    stub.route("/data/old", Reply(302, b"", {"Location": f"{stub.url}{PROJECTS}"}))
+    stub.route(PROJECTS, json_reply([{"ID": "P"}]))
+    assert make_client(stub.url, ALICE).list("/data/old") == [{"ID": "P"}]
+    assert stub.seen[1].path == PROJECTS
+    assert stub.seen[1].basic == ("alice", PASSWORD)

@@ -390,9 +390,9 @@ class XnatClient:
             on_retry=self._note_retry,
         )
 
-    def _note_retry(self, cause: str, delay: float) -> None:
+    def _note_retry(self, what: str, delay: float) -> None:
         self._count("retries")
-        log.debug("retrying in %.2f s after: %s", delay, cause)
+        log.debug("%s; retrying in %.2f s", what, delay)
 
     def _retry_or_raise(self, attempts: Attempts, exc: _Transient) -> None:
         attempts.failed(exc.cause, exc.retry_after)
@@ -466,6 +466,8 @@ class XnatClient:
         self, path: str, params: Mapping[str, str] | None, headers: Mapping[str, str]
     ) -> tuple[_Reply, str | None]:
         """One HTTP exchange up to the response headers; returns the reply and the cookie sent."""
+        if self._closed:
+            raise Unavailable(f"{self.base_url}: client closed")
         session = self._session()
         sent_cookie = self._cookie_in(session)
         display = path + ("?" + urlencode(params) if params else "")
@@ -479,7 +481,11 @@ class XnatClient:
                 timeout=self._timeout,
                 stream=True,
             )
-        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema) as exc:
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.TooManyRedirects,
+        ) as exc:
             raise ProtocolError(f"cannot request {self._url(path)}: {type(exc).__name__}") from None
         except Exception as exc:  # requests, urllib3 and socket errors alike
             cause = describe(exc)
@@ -588,6 +594,8 @@ class XnatClient:
             self._sessions.add(session)
             self._counts["sessions"] += 1
         self._local.session = session
+        # Worker threads come and go (trio retires idle ones); close their pools with them.
+        weakref.finalize(threading.current_thread(), session.close)
         return session
 
     def _cookie_in(self, session: requests.Session) -> str | None:

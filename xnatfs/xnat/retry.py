@@ -73,7 +73,7 @@ class Attempts:
         clock: Clock = time.monotonic,
         sleep: Sleep = real_sleep,
         cancel: threading.Event | None = None,
-        on_retry: Callable[[str, float], None] | None = None,
+        on_retry: Callable[[str, float], None] | None = None,  # (what failed, wait)
     ) -> None:
         self.policy = policy
         self.what = what
@@ -108,7 +108,7 @@ class Attempts:
                 f"{self.what}: {cause} (gave up after {self.policy.deadline:g} s of retries)", cause
             )
         if self._on_retry is not None:
-            self._on_retry(cause, delay)
+            self._on_retry(f"{self.what}: {cause}", delay)
         self._sleep(delay, self.cancel)
         self.check_cancel()
 
