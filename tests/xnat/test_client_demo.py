@@ -1,0 +1,115 @@
+"""XnatClient against the bundled demo XNAT (skipped while the demo server is unavailable)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from xnatfs.credentials import Credentials
+from xnatfs.errors import AuthenticationFailed, NotFound
+from xnatfs.xnat.client import XnatClient
+from xnatfs.xnat.paths import file_url_path, quote_segment, relative_file_path, selector
+
+try:
+    from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, build_demo_site
+except ImportError:  # pragma: no cover - the demo package is optional for these tests
+    pytest.skip("the demo XNAT server is not available", allow_module_level=True)
+
+
+@pytest.fixture
+def server() -> Iterator[Any]:
+    srv = DemoServer(build_demo_site())
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def client(server: Any) -> Iterator[XnatClient]:
+    c = XnatClient(server.url, Credentials(DEMO_USER, DEMO_PASSWORD), retries=3)
+    c._sleep = lambda delay, cancel: None
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def scan_files(client: XnatClient, sel: str = "1") -> list[dict[str, str]]:
+    subjects = client.list("/data/projects/TEST/subjects")
+    subject = next(s for s in subjects if s["label"] == "1")
+    experiments = client.list(
+        f"/data/projects/TEST/subjects/{quote_segment(subject['ID'])}/experiments"
+    )
+    session = next(e for e in experiments if e["label"] == "MR1")
+    path = f"/data/experiments/{quote_segment(session['ID'])}/scans/{sel}/resources/DICOM/files"
+    return client.list(path)
+
+
+def test_check_and_projects(client: XnatClient) -> None:
+    client.check()
+    ids = {row["ID"] for row in client.list("/data/projects")}
+    assert {"TEST", "STUDY"} <= ids
+    assert "SECRET" not in ids  # private projects stay hidden
+    assert client.stats.reauths == 0
+
+
+def test_bad_credentials(server: Any) -> None:
+    bad = XnatClient(server.url, Credentials(DEMO_USER, "wrong"), retries=0)
+    try:
+        with pytest.raises(AuthenticationFailed):
+            bad.check()
+    finally:
+        bad.close()
+
+
+def test_private_project_is_not_found(client: XnatClient) -> None:
+    with pytest.raises(NotFound):
+        client.list("/data/projects/SECRET/subjects")
+
+
+def test_selector_listing_and_download(client: XnatClient) -> None:
+    rows = scan_files(client, selector(["T1"]))
+    assert {relative_file_path(r["URI"]) for r in rows} == {"1.dcm", "2.dcm"}
+    assert len(rows) == 4  # scans 1 and 2 both have type T1
+    for row in rows[:2]:
+        digest = hashlib.md5(usedforsecurity=False)
+        info = client.download(file_url_path(row["URI"]), _feeder(digest))
+        assert info.size == int(row["Size"])
+        if row["digest"]:
+            assert digest.hexdigest() == row["digest"]
+
+
+def _feeder(digest: Any) -> Any:
+    return lambda offset, chunk: digest.update(chunk)
+
+
+def test_download_survives_cut_connections(server: Any, client: XnatClient) -> None:
+    row = scan_files(client)[0]
+    whole = bytearray()
+    client.download(file_url_path(row["URI"]), lambda off, chunk: whole.extend(chunk))
+    server.faults.cut_body(after_bytes=100, times=2, path_regex=r"/files/")
+    again = bytearray()
+    info = client.download(file_url_path(row["URI"]), lambda off, chunk: again.extend(chunk))
+    assert bytes(again) == bytes(whole) and info.size == len(whole)
+    assert client.stats.retries >= 2
+
+
+def test_retries_injected_503(server: Any, client: XnatClient) -> None:
+    server.faults.fail_next(2, 503, retry_after=0)
+    assert client.list("/data/projects")
+    assert client.stats.retries == 2
+
+
+@pytest.mark.parametrize("mode", ["401", "login_page"])
+def test_expired_session_heals(server: Any, client: XnatClient, mode: str) -> None:
+    client.list("/data/projects")
+    server.faults.expiry_mode = mode
+    server.faults.session_expiry = 0.0
+    assert client.list("/data/projects")
+    server.faults.session_expiry = 900.0
+    assert client.list("/data/projects")
