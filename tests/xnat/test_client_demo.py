@@ -113,3 +113,50 @@ def test_expired_session_heals(server: Any, client: XnatClient, mode: str) -> No
     assert client.list("/data/projects")
     server.faults.session_expiry = 900.0
     assert client.list("/data/projects")
+
+
+def test_context_path_and_one_server_session_for_many_threads() -> None:
+    import threading
+
+    with DemoServer(context_path="/xnat") as srv:
+        c = XnatClient(srv.url, Credentials(DEMO_USER, DEMO_PASSWORD))
+        try:
+            c.check()
+            threads = [threading.Thread(target=c.list, args=("/data/projects",)) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert c.stats.sessions == 5 and c.stats.requests == 5
+            assert srv.auth.session_count() == 1
+            assert all(e.path.startswith("/xnat/data/") for e in srv.log.entries())
+        finally:
+            c.close()
+
+
+def test_range_capable_server_resumes_with_range(server: Any, client: XnatClient) -> None:
+    row = scan_files(client)[0]
+    path = file_url_path(row["URI"])
+    assert client.probe_ranges(path) is False
+    server.faults.range_support = True
+    assert client.probe_ranges(path) is True
+    whole = bytearray()
+    client.download(path, lambda off, chunk: whole.extend(chunk))
+    server.faults.cut_body(after_bytes=500, times=1, path_regex=r"/files/")
+    out = bytearray()
+    info = client.download(path, lambda off, chunk: out.extend(chunk))
+    assert info.ranges_supported and info.size == int(row["Size"])
+    assert out == whole
+    assert server.log.entries()[-1].status == 206  # the resumption asked only for the rest
+
+
+def test_zip_stream(client: XnatClient) -> None:
+    import io
+    import zipfile
+
+    rows = scan_files(client)
+    session_path = rows[0]["URI"].split("/scans/")[0]
+    with client.stream(f"{session_path}/scans/1/resources/DICOM/files", {"format": "zip"}) as it:
+        data = b"".join(it)
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert sorted(n.rsplit("/", 1)[-1] for n in names) == ["1.dcm", "2.dcm"]
