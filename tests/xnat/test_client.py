@@ -695,3 +695,11 @@ def test_redirect_keeps_credentials_on_the_same_host(stub: XnatStub, make_client
     assert make_client(stub.url, ALICE).list("/data/old") == [{"ID": "P"}]
     assert stub.seen[1].path == PROJECTS
     assert stub.seen[1].basic == ("alice", PASSWORD)
+
+
+def test_url_with_credentials_is_refused() -> None:
+    from xnatfs.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        XnatClient("http://alice:topsecret@127.0.0.1:1", None)
+    assert "topsecret" not in str(info.value)

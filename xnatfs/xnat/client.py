@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 import requests.adapters
@@ -51,6 +51,7 @@ from xnatfs.credentials import Credentials
 from xnatfs.errors import (
     AccessDenied,
     AuthenticationFailed,
+    ConfigError,
     IntegrityError,
     NotFound,
     ProtocolError,
@@ -199,6 +200,10 @@ class XnatClient:
         pool_size: int = 8,
         user_agent: str = f"xnatfs/{__version__}",
     ) -> None:
+        parts = urlsplit(base_url)
+        if parts.username is not None or parts.password is not None:
+            # URLs end up in messages and logs; credentials travel only in the auth header.
+            raise ConfigError("the XNAT URL must not contain credentials")
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
