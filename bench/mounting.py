@@ -1,0 +1,160 @@
+"""Real mounts for the benchmarks: `python -m xnatfs mount ... --foreground` in a subprocess.
+
+The same approach as the test suite's `tests/mountutil.py` (without its pytest dependency):
+the filesystem runs in its own process, readiness is the mount point appearing in the mount
+table and answering `stat`, and teardown always unmounts (a dead FUSE mount is not reported by
+`os.path.ismount`). Only the process started here is ever signalled, by its own pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+FUSERMOUNT = shutil.which("fusermount3") or shutil.which("fusermount")
+
+
+def fuse_problem() -> str | None:
+    """None when real mounts can run here, else why they cannot."""
+    if not os.path.exists("/dev/fuse"):
+        return "no /dev/fuse"
+    if FUSERMOUNT is None:
+        return "no fusermount3"
+    if os.geteuid() != 0 and not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        return "/dev/fuse not usable"
+    return None
+
+
+def in_mount_table(path: Path) -> bool:
+    target = os.fspath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == target for line in f)
+
+
+def unmount(path: Path) -> None:
+    if FUSERMOUNT is None:
+        return
+    subprocess.run([FUSERMOUNT, "-u", os.fspath(path)], capture_output=True, timeout=30)
+    if in_mount_table(path):
+        subprocess.run([FUSERMOUNT, "-uz", os.fspath(path)], capture_output=True, timeout=30)
+
+
+def peak_rss_bytes(pid: int) -> int | None:
+    """VmHWM (peak resident set) of a live process, or None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+@dataclass
+class Mount:
+    path: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    cache_dir: Path
+    startup_s: float  # from the command's start until the mount answered `stat`
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def peak_rss(self) -> int | None:
+        return peak_rss_bytes(self.proc.pid)
+
+
+class MountFailed(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    """What every mount of one benchmark run shares."""
+
+    url: str
+    user: str
+    password: str
+    workdir: Path  # mount points and logs go here
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["XNATFS_USER"] = self.user
+        env["XNATFS_PASSWORD"] = self.password
+        env.pop("XNATFS_READY_FD", None)
+        return env
+
+
+def _wait(proc: subprocess.Popen[bytes], path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MountFailed(f"xnatfs exited with status {proc.returncode} before mounting")
+        if in_mount_table(path):
+            with contextlib.suppress(OSError):
+                os.stat(path)
+                return
+        time.sleep(0.002)
+    raise MountFailed("the mount did not come up in time")
+
+
+@contextlib.contextmanager
+def mounted(
+    spec: MountSpec,
+    cache_dir: Path,
+    *,
+    options: Sequence[str] = (),
+    name: str = "mnt",
+    timeout: float = 30.0,
+) -> Iterator[Mount]:
+    """A fresh `xnatfs mount` process for the duration of the block; always unmounted after."""
+    mnt = spec.workdir / name
+    mnt.mkdir(parents=True, exist_ok=True)
+    if in_mount_table(mnt):
+        unmount(mnt)
+    log_path = spec.workdir / f"{name}.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "xnatfs",
+        "mount",
+        spec.url,
+        os.fspath(mnt),
+        "--foreground",
+        "--cache-dir",
+        os.fspath(cache_dir),
+        *options,
+    ]
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=spec.env(),
+        )
+    try:
+        try:
+            _wait(proc, mnt, timeout)
+        except MountFailed as exc:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise MountFailed(f"{exc}\n--- xnatfs log ---\n{tail}") from None
+        yield Mount(mnt, proc, log_path, cache_dir, time.perf_counter() - started)
+    finally:
+        unmount(mnt)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        unmount(mnt)
