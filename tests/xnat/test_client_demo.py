@@ -160,3 +160,31 @@ def test_zip_stream(client: XnatClient) -> None:
         data = b"".join(it)
     names = zipfile.ZipFile(io.BytesIO(data)).namelist()
     assert sorted(n.rsplit("/", 1)[-1] for n in names) == ["1.dcm", "2.dcm"]
+
+
+def test_parallel_downloads_while_sessions_keep_expiring(server: Any, client: XnatClient) -> None:
+    import threading
+
+    rows = scan_files(client, "ALL")
+    assert len(rows) >= 8
+    server.faults.session_expiry = 0.01
+    server.faults.expiry_mode = "login_page"
+    server.faults.latency = 0.005
+    sizes: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def fetch(uri: str) -> None:
+        try:
+            got = bytearray()
+            client.download(file_url_path(uri), lambda off, chunk: got.extend(chunk))
+            sizes[uri] = len(got)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch, args=(r["URI"],)) for r in rows]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sizes == {r["URI"]: int(r["Size"]) for r in rows}
