@@ -70,9 +70,10 @@ def _readable(app: DemoApp, project: Project, user: str, what: str = "data") -> 
         raise HttpError(403, f"Unable to read {what} for Project: {project.id}")
 
 
-def resolve(app: DemoApp, req: Request, v: dict[str, str]) -> Scope:
+def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
     """Turn the path variables into model objects, enforcing visibility (404) and read
-    permission (403) the way XNAT does for private and protected projects."""
+    permission (403) the way XNAT does for private and protected projects. Only the project
+    item itself (`what=""`) may be read without read permission on the project's data."""
     site, user = app.site, req.user
     scope = Scope(path_has_project="P" in v, path_has_subject="S" in v)
     project: Project | None = None
@@ -81,8 +82,8 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str]) -> Scope:
         if project is None or not project.visible_to(user):
             raise HttpError(404, "Unable to identify project")
         scope.project = project
-        if "S" in v or "E" in v:
-            _readable(app, project, user, "subjects" if "S" in v else "experiments")
+        if what:
+            _readable(app, project, user, what)
     if "S" in v:
         ref = selectors.decode_segment(v["S"])
         if project is not None:
@@ -188,9 +189,8 @@ def projects(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
 
 def subjects(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
     if "P" in v:
-        scope = resolve(app, req, v)
+        scope = resolve(app, req, v, what="subjects")
         assert scope.project is not None
-        _readable(app, scope.project, req.user, "subjects")
         found = list(scope.project.subjects.values())
     else:
         found = [s for s in app.site.subjects() if _project_readable(app, s.project, req.user)]
@@ -204,9 +204,8 @@ def _project_readable(app: DemoApp, project_id: str, user: str) -> bool:
 
 
 def experiments(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    scope = resolve(app, req, v)
+    scope = resolve(app, req, v, what="experiments")
     assert scope.project is not None
-    _readable(app, scope.project, req.user, "experiments")
     subjects_ = [scope.subject] if scope.subject else list(scope.project.subjects.values())
     rows = [listings.experiment_row(e) for s in subjects_ for e in s.experiments.values()]
     return _query_table(req, rows, listings.EXPERIMENT_COLUMNS, pageable=True)
@@ -262,7 +261,7 @@ def resources(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
 
 def item(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
     """A single object (`?format=json` gives XNAT's "items" document)."""
-    scope = resolve(app, req, v)
+    scope = resolve(app, req, v, what="" if set(v) == {"P"} else "data")
     _require_match(scope)
     doc = items.item_document(app.site, scope, v)
     if doc is None:

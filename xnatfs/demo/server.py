@@ -265,16 +265,17 @@ class _BodyWriter:
             if pending:
                 take = min(take, min(pending) - self.sent)
             piece = data[pos : pos + take]
+            if self.bandwidth > 0:
+                # Pace before writing, so the client never has a piece early.
+                ahead = self.started + (self.sent + len(piece)) / self.bandwidth - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
             if self.chunked:
                 self.out.write(b"%x\r\n%b\r\n" % (len(piece), piece))
             else:
                 self.out.write(piece)
             self.sent += len(piece)
             pos += len(piece)
-            if self.bandwidth > 0:
-                ahead = self.started + self.sent / self.bandwidth - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
         self._fire_due()
 
     def _fire_due(self) -> None:
