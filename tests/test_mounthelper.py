@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -359,7 +360,7 @@ def test_clear_stale_mount_detaches_a_dead_mount(tmp_path: Path) -> None:
         proc.wait(timeout=30)
         with pytest.raises(OSError) as dead:
             os.stat(mnt)
-        assert dead.value.errno == 107  # ENOTCONN
+        assert dead.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
         assert clear_stale_mount(mnt) is True
         assert os.stat(mnt).st_ino != 0
         assert not any(e.mountpoint == str(mnt) for e in parse_mountinfo(_mountinfo()))

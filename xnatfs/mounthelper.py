@@ -305,10 +305,18 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
 
 
 def _is_dead(path: str) -> bool:
-    try:
-        os.stat(path)
-    except OSError as exc:
-        return exc.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    """True when the FUSE process behind `path` is gone.
+
+    `statvfs` comes first because the kernel always forwards it to the process, while a `stat`
+    of the mount's root may be answered from cached attributes even after the process died.
+    ENOTCONN is the usual answer; ECONNABORTED when the kernel saw the connection aborted.
+    """
+    for probe in (os.statvfs, os.stat):
+        try:
+            probe(path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
+                return True
     return False
 
 
@@ -323,7 +331,7 @@ def fusermount_command() -> str | None:
 
 
 def clear_stale_mount(mountpoint: Path, *, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
-    """Detach a dead xnatfs mount (its process gone: stat fails with ENOTCONN) at `mountpoint`.
+    """Detach a dead xnatfs mount (its process gone: requests fail with ENOTCONN) at `mountpoint`.
 
     A crashed or killed xnatfs leaves its mount in the table, and a new mount on top would
     hide nothing but confuse everyone, so both the helper and `xnatfs mount` call this first.
