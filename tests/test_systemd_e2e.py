@@ -5,7 +5,8 @@
 - `xnatfs mount --foreground` sends READY=1 to $NOTIFY_SOCKET only once the mount answers, and
   STOPPING=1 on SIGTERM, after which no mount is left and the exit status is 0;
 - SIGHUP drops cached listings, so a subject added on the server shows up before the TTL ends;
-- a --debug log never contains the password given through the environment.
+- a --debug log never contains the password given through the environment;
+- the service unit's own command line (config file, systemd credential, journal on stderr).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import signal
 import socket
@@ -326,3 +328,61 @@ def test_a_dead_mount_is_cleared_by_the_next_mount(
         assert "TEST" in os.listdir(mnt)
     finally:
         subprocess.run(["umount", os.fspath(mnt)], capture_output=True, timeout=WAIT, check=False)
+
+
+# --- the service's own command line ----------------------------------------------------------
+
+
+def test_service_command_line_with_credential_and_journal(
+    server: Any, mnt: Path, tmp_path: Path
+) -> None:
+    """What xnatfs@NAME.service runs: config file, credential directory, journal on stderr."""
+    from tests.test_systemd_units import SYSTEM_UNIT, settings
+
+    (exec_start,) = settings(SYSTEM_UNIT)["ExecStart"]
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    argv = exec_start.replace("/etc/xnatfs", os.fspath(etc)).replace("%i", "site").split()
+    assert argv[0] == "/usr/local/bin/xnatfs"
+    argv = [sys.executable, "-m", "xnatfs", *argv[1:]]
+    (etc / "site.toml").write_text(
+        f'url = "{server.url}"\n'
+        f'mountpoint = "{mnt}"\n'
+        'user = "alice"\n'
+        f'cache_dir = "{tmp_path / "cache"}"\n'
+        "metadata_ttl = 30\n"
+    )
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o700)
+    (creds / "xnatfs-password").write_text(SECRET + "\n")
+    log_path = tmp_path / "journal"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XNATFS_", "NOTIFY_"))}
+    env.pop("HOME", None)  # system services have none
+    with notify_socket() as (sock, address), open(log_path, "wb") as log:
+        st = os.fstat(log.fileno())
+        env.update(
+            NOTIFY_SOCKET=address,
+            CREDENTIALS_DIRECTORY=os.fspath(creds),
+            JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}",
+            INVOCATION_ID=uuid.uuid4().hex,
+        )
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        try:
+            assert sock.recv(4096) == b"READY=1", log_path.read_text()
+            assert "TEST" in os.listdir(mnt)
+            proc.send_signal(signal.SIGHUP)  # ExecReload=
+            assert "TEST" in os.listdir(mnt)
+            assert stop(proc) == 0
+            assert sock.recv(4096) == b"STOPPING=1"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=WAIT)
+    assert not in_mount_table(mnt)
+    lines = log_path.read_text().splitlines()
+    assert lines, "xnatfs logs at least its mount and unmount"
+    # journald form: a priority prefix, no timestamp of our own.
+    for line in lines:
+        assert re.match(r"<[0-7]>\S+: ", line), line
+        assert not re.search(r"\d\d:\d\d:\d\d", line.split(": ", 1)[0]), line
+    assert SECRET not in log_path.read_text()
