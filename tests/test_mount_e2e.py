@@ -1,0 +1,341 @@
+"""Real mounts of the demo XNAT, used the way people use them: ls, find, cp, dcm2niix, faults."""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.mountutil import Mount, mounted
+from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
+
+pytestmark = pytest.mark.fuse
+
+SESSION = "TEST/1/MR1"
+
+SEED_TREE = sorted(
+    [
+        *(f"scans/{s}/DICOM/{f}" for s in "1234" for f in ("1.dcm", "2.dcm")),
+        *(f"scans/{s}/SNAPSHOTS/snap.jpg" for s in "1234"),
+        "reconstructions/RECON1/1/something.img",
+        "reconstructions/RECON1/1/something.hdr",
+        "assessors/ASSESS1/TEST/something.img",
+        "assessors/ASSESS1/TEST/something.hdr",
+    ]
+)
+
+
+def mount_demo(demo: DemoServer, tmp_path: Path, *options: str, **kw: object) -> object:
+    return mounted(
+        demo.url,
+        tmp_path,
+        user=DEMO_USER,
+        password=DEMO_PASSWORD,
+        options=("--metadata-ttl", "30", *options),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def direct(demo: DemoServer, uri: str) -> bytes:
+    r = requests.get(demo.url + uri, auth=(DEMO_USER, DEMO_PASSWORD), timeout=30)
+    r.raise_for_status()
+    return r.content
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def by_id_tree(session: Path) -> list[str]:
+    """The seed tree as reached through IDs and labels (no selector directories)."""
+    out = []
+    for top in ("scans", "reconstructions", "assessors"):
+        for child in (session / top).iterdir():
+            if child.name in ("ALL", "T1", "T2", "xnat:qcAssessmentData"):
+                continue
+            out += [f"{top}/{child.name}/{p}" for p in files_under(child)]
+    return sorted(out)
+
+
+def test_seed_tree_exactly_with_bytes_equal_to_the_server(demo: DemoServer, tmp_path: Path) -> None:
+    with mount_demo(demo, tmp_path) as m:
+        assert isinstance(m, Mount)
+        assert sorted(os.listdir(m.path)) == ["LOCKED", "STUDY", "TEST"]  # SECRET is invisible
+        session = m.path / SESSION
+        assert sorted(os.listdir(session)) == ["assessors", "reconstructions", "resources", "scans"]
+        assert sorted(os.listdir(session / "scans")) == ["1", "2", "3", "4", "ALL", "T1", "T2"]
+        assert by_id_tree(session) == SEED_TREE
+        # Every file byte-exact against a direct download of its URI, through ID paths and
+        # through every kind of selector path.
+        listing = requests.get(
+            f"{demo.url}/data/projects/TEST/subjects/1/experiments/MR1/scans/ALL/files",
+            params={"format": "json"},
+            auth=(DEMO_USER, DEMO_PASSWORD),
+            timeout=30,
+        ).json()["ResultSet"]["Result"]
+        for row in listing:
+            scan = row["URI"].split("/scans/")[1].split("/")[0]
+            expected = direct(demo, row["URI"])
+            res, name = row["collection"], row["Name"]
+            kind = "T1" if scan in "12" else "T2"
+            for path in (
+                f"scans/{scan}/{res}/{name}",
+                f"scans/ALL/{res}/{scan}/{name}",
+                f"scans/{kind}/{res}/{scan}/{name}",
+                f"scans/{scan},4/{res}/{scan}/{name}",
+            ):
+                assert (session / path).read_bytes() == expected, path
+        st = (session / "scans/1/DICOM/1.dcm").stat()
+        assert oct(st.st_mode & 0o777) == "0o444" and st.st_size > 0
+        assert st.st_mtime > 1e9  # a real date, not 1970 and not the mount time
+        assert abs(st.st_mtime - time.time()) > 86400
+
+
+def test_request_counts(demo: DemoServer, tmp_path: Path) -> None:
+    with mount_demo(demo, tmp_path, "--prefetch", "off") as m:
+        demo.log.reset()
+        dicom = m.path / SESSION / "scans/1/DICOM"
+        names = os.listdir(dicom)
+        # projects (cached at mount), subjects, experiments, scans, scan resources, files
+        listings_before = demo.log.count(kind="listing")
+        assert listings_before == 5
+        for name in names * 3:
+            (dicom / name).stat()
+        for probe in (".hidden", ".directory", "desktop.ini", "autorun.inf", ".git"):
+            assert not (dicom / probe).exists()
+        assert demo.log.count(kind="listing") == listings_before
+        assert demo.log.count(kind="file") == 0
+        # A selector directory costs one server-side selector files request for all scans.
+        demo.log.reset()
+        groups = os.listdir(m.path / SESSION / "scans/T1/DICOM")
+        assert sorted(groups) == ["1", "2"]
+        for g in groups:
+            os.listdir(m.path / SESSION / "scans/T1/DICOM" / g)
+        files = [e for e in demo.log.entries() if e.kind == "listing" and e.path.endswith("/files")]
+        assert len(files) == 1 and "/scans/T1/" in files[0].path
+        # Reading a file twice: one GET, the re-read comes from a cache.
+        demo.log.reset()
+        data = (dicom / "1.dcm").read_bytes()
+        assert (dicom / "1.dcm").read_bytes() == data
+        assert (m.path / SESSION / "scans/ALL/DICOM/1/1.dcm").read_bytes() == data
+        assert demo.log.count(kind="file") == 1
+
+
+def test_copy_a_session_out_and_convert_with_dcm2niix(demo: DemoServer, tmp_path: Path) -> None:
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("dcm2niix is not installed")
+    with mount_demo(demo, tmp_path) as m:
+        series = next((m.path / "STUDY").glob("*/*/scans/T1 MPRAGE/DICOM"))
+        local = tmp_path / "copy"
+        subprocess.run(["cp", "-r", str(series), str(local)], check=True, timeout=120)
+        cmp = filecmp.dircmp(series, local)
+        assert not cmp.left_only and not cmp.right_only
+        out_mount, out_local = tmp_path / "nii_mount", tmp_path / "nii_local"
+        for src, out in ((series, out_mount), (local, out_local)):
+            out.mkdir()
+            subprocess.run(
+                ["dcm2niix", "-f", "vol", "-z", "n", "-o", str(out), str(src)],
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        a, b = out_mount / "vol.nii", out_local / "vol.nii"
+        assert a.stat().st_size > 1_000_000
+        assert hashlib.md5(a.read_bytes()).digest() == hashlib.md5(b.read_bytes()).digest()
+        du = subprocess.run(["du", "-sb", str(series)], capture_output=True, text=True, check=True)
+        assert int(du.stdout.split()[0]) >= sum(p.stat().st_size for p in local.rglob("*.dcm"))
+
+
+def test_errors_enoent_eacces_erofs(demo: DemoServer, tmp_path: Path) -> None:
+    with mount_demo(demo, tmp_path) as m:
+        with pytest.raises(FileNotFoundError):
+            os.stat(m.path / "TEST/nobody")
+        with pytest.raises(FileNotFoundError):
+            os.stat(m.path / "SECRET")
+        with pytest.raises(PermissionError):
+            os.listdir(m.path / "LOCKED")
+        target = m.path / SESSION / "scans/1/DICOM/1.dcm"
+        for action in (
+            lambda: os.open(target, os.O_RDWR),
+            lambda: os.open(m.path / SESSION / "new.txt", os.O_WRONLY | os.O_CREAT),
+            lambda: os.mkdir(m.path / SESSION / "d"),
+            lambda: os.unlink(target),
+            lambda: os.rename(target, target.with_name("x")),
+            lambda: os.chmod(target, 0o644),
+        ):
+            with pytest.raises(OSError) as info:
+                action()
+            assert info.value.errno == errno.EROFS
+        assert target.read_bytes()[128:132] == b"DICM"  # still serving
+
+
+def test_503s_are_retried_to_success(demo: DemoServer, tmp_path: Path) -> None:
+    with mount_demo(demo, tmp_path) as m:
+        demo.faults.fail_next(3, status=503, retry_after=0.1)
+        assert sorted(os.listdir(m.path / SESSION / "scans")) == [
+            "1",
+            "2",
+            "3",
+            "4",
+            "ALL",
+            "T1",
+            "T2",
+        ]
+        demo.faults.fail_next(2, status=502, path_regex=r"/files/1\.dcm$")
+        assert (m.path / SESSION / "scans/2/DICOM/1.dcm").read_bytes()[128:132] == b"DICM"
+
+
+def test_stopped_server_gives_eio_in_time_and_the_mount_recovers(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    with mount_demo(
+        demo,
+        tmp_path,
+        "--retries",
+        "1",
+        "--connect-timeout",
+        "2",
+        "--read-timeout",
+        "2",
+        "--metadata-ttl",
+        "0",
+    ) as m:
+        scans = m.path / SESSION / "scans"
+        cached = (scans / "1/DICOM/1.dcm").read_bytes()
+        demo.stop()
+        started = time.monotonic()
+        with pytest.raises(OSError) as info:
+            os.listdir(scans / "3/DICOM")
+        assert info.value.errno == errno.EIO
+        assert time.monotonic() - started < 30
+        with pytest.raises(OSError) as info:
+            (scans / "3/DICOM/1.dcm").read_bytes()
+        assert info.value.errno in (errno.EIO, errno.ENOENT)
+        assert m.proc.poll() is None  # the mount is alive
+        demo.start()  # same port
+        assert sorted(os.listdir(scans / "3/DICOM")) == ["1.dcm", "2.dcm"]
+        with open(scans / "1/DICOM/1.dcm", "rb") as f:
+            assert f.read() == cached
+
+
+def test_server_killed_mid_read_gives_eio_then_recovers(demo: DemoServer, tmp_path: Path) -> None:
+    with mount_demo(demo, tmp_path, "--retries", "0", "--read-timeout", "2") as m:
+        target = next((m.path / "STUDY").glob("*/*/scans/T1 MPRAGE/DICOM/*/*.dcm"))
+        size = target.stat().st_size
+        demo.faults.stall_body(after_bytes=size // 2, seconds=10, times=1)
+        errors: list[int] = []
+
+        def reader() -> None:
+            try:
+                target.read_bytes()
+            except OSError as exc:
+                errors.append(exc.errno or 0)
+
+        thread = threading.Thread(target=reader)
+        thread.start()
+        time.sleep(0.5)
+        demo.stop()
+        thread.join(60)
+        assert not thread.is_alive()
+        assert errors == [errno.EIO]
+        demo.faults.clear()
+        demo.start()
+        data = target.read_bytes()
+        assert len(data) == size and data[128:132] == b"DICM"
+
+
+def test_sigterm_unmounts_cleanly_with_status_zero(demo: DemoServer, tmp_path: Path) -> None:
+    with mount_demo(demo, tmp_path) as m:
+        os.listdir(m.path / "TEST")
+        m.proc.send_signal(signal.SIGTERM)
+        assert m.proc.wait(timeout=20) == 0
+        with open("/proc/self/mountinfo") as f:
+            assert str(m.path) not in f.read()
+
+
+def test_bad_url_credentials_and_mountpoint_fail_before_mounting(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    import sys
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = dict(os.environ, XNATFS_USER=DEMO_USER, XNATFS_PASSWORD="wrong")
+    cases = [
+        ([demo.url, str(mnt)], env, "rejected"),
+        (
+            ["http://127.0.0.1:1", str(mnt)],
+            dict(env, XNATFS_PASSWORD=DEMO_PASSWORD),
+            "cannot reach",
+        ),
+        (["not a url", str(mnt)], env, "URL"),
+        (
+            [demo.url, str(tmp_path / "missing")],
+            dict(env, XNATFS_PASSWORD=DEMO_PASSWORD),
+            "does not exist",
+        ),
+    ]
+    for argv, environ, phrase in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "xnatfs", "mount", *argv, "--cache-dir", str(tmp_path / "c")],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode != 0, argv
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and phrase in lines[0], proc.stderr
+        assert "wrong" not in proc.stderr  # the password never shows
+    with open("/proc/self/mountinfo") as f:
+        assert str(mnt) not in f.read()
+
+
+def test_background_mount_returns_when_live_and_umount(demo: DemoServer, tmp_path: Path) -> None:
+    import sys
+
+    from tests.mountutil import mount_env, require_fuse, unmount
+
+    require_fuse()
+    mnt = tmp_path / "bg"
+    mnt.mkdir()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xnatfs",
+            "mount",
+            demo.url,
+            str(mnt),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+        env=mount_env(DEMO_USER, DEMO_PASSWORD),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        assert proc.returncode == 0, proc.stderr
+        assert "TEST" in os.listdir(mnt)  # live as soon as the command returned
+        out = subprocess.run(
+            [sys.executable, "-m", "xnatfs", "umount", str(mnt)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        with open("/proc/self/mountinfo") as f:
+            assert str(mnt) not in f.read()
+    finally:
+        unmount(mnt)
