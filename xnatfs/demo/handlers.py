@@ -501,6 +501,16 @@ def schemas(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
     return Response(200, text, "application/xml")
 
 
+def search_elements(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    """The searchable data types (`/data/search/elements`) and their display fields."""
+    if "ELEMENT" not in v:
+        return _table(req, items.search_elements(app.site))
+    found = items.search_fields(unquote(v["ELEMENT"]))
+    if found is None:
+        raise HttpError(404)
+    return _table(req, found)
+
+
 def not_found(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
     return restlet_page(404)
 
@@ -559,6 +569,8 @@ def _build_routes() -> list[Route]:
         Route(_compile("/xapi/siteConfig/buildInfo/{KEY}"), build_info, "other", auth=False),
         Route(_compile("/"), root, "other", auth=False),
         Route(_compile("/app/template/Login.vm"), login, "other", auth=False),
+        Route(_compile("/data/search/elements"), search_elements, "other"),
+        Route(_compile("/data/search/elements/{ELEMENT}"), search_elements, "other"),
         Route(_compile("/xapi/schemas"), schemas, "other"),
         Route(_compile("/xapi/schemas/{SCHEMA}"), schemas, "other"),
         Route(_compile("/xapi/schemas/{SCHEMA}/{FILE}"), schemas, "other"),

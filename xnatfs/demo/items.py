@@ -34,6 +34,48 @@ def schema(name: str) -> bytes | None:
     return asset.read_bytes() if asset.is_file() else None
 
 
+# Data types of the demo site: (element, singular, plural, display fields).
+_ELEMENTS = (
+    ("xnat:projectData", "Project", "Projects", ("ID", "NAME", "DESCRIPTION", "INSERT_DATE")),
+    ("xnat:subjectData", "Subject", "Subjects", ("SUBJECT_ID", "SUBJECT_LABEL", "INSERT_DATE")),
+    ("xnat:mrSessionData", "MR Session", "MR Sessions",
+     ("SESSION_ID", "LABEL", "DATE", "SUBJECT_ID", "INSERT_DATE")),
+    ("xnat:mrScanData", "MR Scan", "MR Scans", ("ID", "TYPE", "SERIES_DESCRIPTION")),
+    ("xnat:qcAssessmentData", "QC Assessment", "QC Assessments", ("EXPT_ID", "LABEL", "DATE")),
+    ("fs:fsData", "Freesurfer", "Freesurfers", ("EXPT_ID", "LABEL", "DATE")),
+)  # fmt: skip
+
+
+def search_elements(site: Site) -> list[dict[str, str]]:
+    """Rows of `/data/search/elements` (COUNT: how many objects of that type exist)."""
+    counts = {"xnat:projectData": len(site.projects),
+              "xnat:subjectData": sum(1 for _ in site.subjects())}  # fmt: skip
+    for e in site.experiments():
+        counts[e.xsi_type] = counts.get(e.xsi_type, 0) + 1
+        for scan in e.scans.values():
+            counts[scan.xsi_type] = counts.get(scan.xsi_type, 0) + 1
+        for a in e.assessors.values():
+            counts[a.xsi_type] = counts.get(a.xsi_type, 0) + 1
+    return [
+        {"ELEMENT_NAME": name, "SINGULAR": singular, "PLURAL": plural, "CATEGORY": "",
+         "SECURED": "true", "COUNT": str(counts.get(name, 0))}
+        for name, singular, plural, _ in _ELEMENTS
+    ]  # fmt: skip
+
+
+def search_fields(element: str) -> list[dict[str, str]] | None:
+    """Rows of `/data/search/elements/{element}`; None for an unknown data type."""
+    for name, _, _, fields in _ELEMENTS:
+        if name == element:
+            return [
+                {"FIELD_ID": f, "HEADER": f.replace("_", " ").title(), "SUMMARY": "",
+                 "TYPE": "string", "REQUIRES_VALUE": "false", "DESC": "", "ELEMENT_NAME": name,
+                 "SRC": "0"}
+                for f in fields
+            ]  # fmt: skip
+    return None
+
+
 def _java_date(date_text: str) -> str:
     """`2023-01-10 11:05:12.345` -> `Tue Jan 10 11:05:12 UTC 2023` (XNAT's meta start_date)."""
     try:

@@ -247,6 +247,8 @@ def recon_row(r: Reconstruction, e: Experiment) -> Row:
         "ID": r.id,
         "type": r.type,
         "baseScanType": r.base_scan_type,
+        # Not a default column; returned when asked for with columns= (xnatpy asks for it).
+        "xsiType": "xnat:reconstructedImageData",
         "URI": f"/data/experiments/{e.id}/reconstructions/{r.id}",
     }
 
