@@ -166,6 +166,8 @@ def run(options: Options, out_dir: Path) -> int:
     print(f"PNG:  {png}" if results.write_png(png) else "PNG:  skipped (matplotlib missing)")
     if not results.settings["page_cache_dropped"]:
         print("note: not root, so the page cache was not dropped; cold numbers are optimistic")
+    for warning in results.warnings:
+        print(f"warning: {warning}")
     for err in results.errors:
         print(f"ERROR: {err}", file=sys.stderr)
     return 1 if results.errors else 0

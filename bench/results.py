@@ -75,6 +75,8 @@ class Results:
     samples: dict[str, list[float]] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # per-scenario extras for the JSON
+    warnings: list[str] = field(default_factory=list)  # findings that do not void the numbers
 
     @staticmethod
     def key(scenario: str, metric: str, condition: str) -> str:
@@ -126,6 +128,10 @@ class Results:
         self.rows.append(row)
         return row
 
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
     def add(self, row: Row) -> Row:
         self.rows.append(row)
         return row
@@ -173,6 +179,8 @@ class Results:
             "settings": self.settings,
             "rows": [r.as_json() for r in self.rows],
             "samples": self.samples,
+            "details": self.details,
+            "warnings": self.warnings,
             "errors": self.errors,
         }
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from bench.context import Bench, Condition
 from bench.results import Row, Target
@@ -21,6 +23,10 @@ from bench.site import META_PROJECT
 
 TTL = "3600"
 _CONTAINERS = ("scans", "reconstructions", "assessors")
+_FIXED = frozenset(
+    ("", "data", "projects", "subjects", "experiments", "resources", "files", "out", "in")
+    + _CONTAINERS
+)
 
 
 def needs_listing(rel: tuple[str, ...]) -> bool:
@@ -31,8 +37,8 @@ def needs_listing(rel: tuple[str, ...]) -> bool:
         return True
     if rel[1] == "resources":  # <P>/resources/<RES>[/sub...]
         return n == 3
-    if n >= 3 and rel[2] == "resources":  # <P>/<S>/resources/<RES>[/sub...]
-        return n == 4
+    if rel[2] == "resources":  # <P>/<S>/resources/ and <RES>/, not its sub-folders
+        return n in (3, 4)
     if n == 3:  # <P>/<S>/<E>: fixed entries
         return False
     if n == 4:  # scans/ reconstructions/ assessors/ resources/ of a session
@@ -44,23 +50,38 @@ def needs_listing(rel: tuple[str, ...]) -> bool:
     return True
 
 
+def request_shapes(entries: list[Any]) -> dict[str, int]:
+    """Listing requests grouped by path shape (IDs and names replaced by placeholders)."""
+    shapes: Counter[str] = Counter()
+    for e in entries:
+        if e.kind != "listing":
+            continue
+        parts = e.path.split("/")
+        shape = "/".join(p if p in _FIXED else "*" for p in parts)
+        shapes[shape] += 1
+    return dict(shapes.most_common())
+
+
 def _dirs(root: Path) -> list[tuple[str, ...]]:
-    out = []
-    base = root.parent
-    for dirpath, _dirs, _files in os.walk(root):
-        out.append(Path(dirpath).relative_to(base).parts)
-    return out
+    """Every directory `find` lists under `root` (as parts below the mount point)."""
+    proc = subprocess.run(["find", os.fspath(root), "-type", "d"], capture_output=True, text=True)
+    return [Path(line).relative_to(root.parent).parts for line in proc.stdout.splitlines()]
 
 
-def _find_stat(root: Path) -> float:
+def _find_stat(bench: Bench, root: Path) -> float:
+    """Time `find ROOT -type f | xargs stat`; what `find` could not read becomes a warning."""
     start = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.run(
         f"find {root} -type f -print0 | xargs -0 -r stat > /dev/null",
         shell=True,
-        check=True,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    problems = [line for line in proc.stderr.splitlines() if line.strip()]
+    if problems:
+        bench.results.warn(f"e: find|stat reported {len(problems)} error(s), e.g. {problems[0]}")
+    return elapsed
 
 
 def scenario_e(bench: Bench) -> None:
@@ -78,12 +99,17 @@ def scenario_e(bench: Bench) -> None:
                 root = m.path / META_PROJECT
                 bench.drop_caches()
                 log.reset()
-                res.sample("e", "cold", cond, _find_stat(root))
+                res.sample("e", "cold", cond, _find_stat(bench, root))
                 res.sample("e", "cold requests", cond, log.listings)
+                cold_kinds = request_shapes(log.entries())
                 bench.drop_caches()
                 log.reset()
-                res.sample("e", "warm", cond, _find_stat(root))
+                res.sample("e", "warm", cond, _find_stat(bench, root))
                 res.sample("e", "warm requests", cond, log.listings)
+                res.details.setdefault("e", {})[cond] = {
+                    "cold listing requests by shape": cold_kinds,
+                    "warm listing requests by shape": request_shapes(log.entries()),
+                }
                 dirs = _dirs(root)
                 dirs_seen = len(dirs)
                 expected = sum(1 for d in dirs if needs_listing(d))
