@@ -99,6 +99,26 @@ def notify_socket() -> Iterator[tuple[socket.socket, str]]:
         sock.close()
 
 
+def wait_notification(
+    sock: socket.socket, proc: subprocess.Popen[bytes], log: Path, timeout: float = WAIT
+) -> str:
+    """The next sd_notify message; fails at once, with the log, if xnatfs exits first."""
+    sock.settimeout(0.1)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                return sock.recv(4096).decode()
+            except TimeoutError:
+                if proc.poll() is not None:
+                    raise AssertionError(
+                        f"xnatfs exited ({proc.returncode}) without notifying:\n{log.read_text()}"
+                    ) from None
+        raise AssertionError(f"no notification within {timeout} s:\n{log.read_text()}")
+    finally:
+        sock.settimeout(WAIT)
+
+
 def foreground(
     url: str, mnt: Path, tmp_path: Path, env: dict[str, str], *options: str
 ) -> subprocess.Popen[bytes]:
@@ -131,8 +151,8 @@ def test_ready_only_once_the_mount_answers_and_sigterm_unmounts(
     with notify_socket() as (sock, address):
         proc = foreground(server.url, mnt, tmp_path, demo_env(NOTIFY_SOCKET=address))
         try:
-            message = sock.recv(4096).decode()
-            assert message == "READY=1", (tmp_path / "xnatfs.log").read_text()
+            message = wait_notification(sock, proc, tmp_path / "xnatfs.log")
+            assert message == "READY=1"
             # At the moment READY=1 arrives the mount must already be there and answer.
             assert in_mount_table(mnt)
             assert "TEST" in os.listdir(mnt)
@@ -368,7 +388,7 @@ def test_service_command_line_with_credential_and_journal(
         )
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         try:
-            assert sock.recv(4096) == b"READY=1", log_path.read_text()
+            assert wait_notification(sock, proc, log_path) == "READY=1"
             assert "TEST" in os.listdir(mnt)
             proc.send_signal(signal.SIGHUP)  # ExecReload=
             assert "TEST" in os.listdir(mnt)
@@ -386,3 +406,33 @@ def test_service_command_line_with_credential_and_journal(
         assert re.match(r"<[0-7]>\S+: ", line), line
         assert not re.search(r"\d\d:\d\d:\d\d", line.split(": ", 1)[0]), line
     assert SECRET not in log_path.read_text()
+
+
+def test_restart_after_a_crash_clears_the_dead_mount(
+    server: Any, mnt: Path, tmp_path: Path
+) -> None:
+    """Restart=on-failure after SIGKILL: the unit cannot know the mount point, so xnatfs itself
+    must clear the dead mount it finds there before mounting again."""
+    first = foreground(server.url, mnt, tmp_path, demo_env())
+    try:
+        wait_for_mount(first, mnt)
+        first.kill()
+        first.wait(timeout=WAIT)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(timeout=WAIT)
+    with pytest.raises(OSError) as dead:
+        os.listdir(mnt)
+    assert dead.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    with notify_socket() as (sock, address):
+        second = foreground(server.url, mnt, tmp_path, demo_env(NOTIFY_SOCKET=address))
+        try:
+            assert wait_notification(sock, second, tmp_path / "xnatfs.log") == "READY=1"
+            assert "TEST" in os.listdir(mnt)
+            assert stop(second) == 0
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait(timeout=WAIT)
+    assert not in_mount_table(mnt)
