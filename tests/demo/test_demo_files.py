@@ -7,6 +7,7 @@ import io
 import socket
 import struct
 import tarfile
+import threading
 import zipfile
 import zlib
 
@@ -15,6 +16,7 @@ import requests
 
 from tests.demo.conftest import rows, wait_for_log
 from xnatfs.demo import DemoServer
+from xnatfs.demo.content import BytesFile
 
 EXP = "/data/projects/TEST/subjects/1/experiments/MR1"
 STUDY_EXP = "/data/projects/STUDY/subjects/sub-01/experiments/sub-01_MR1"
@@ -302,3 +304,44 @@ def test_keep_alive_reuses_one_connection(server: DemoServer) -> None:
             assert buf.startswith(b"HTTP/1.1 200")
     wait_for_log(server, 2)
     assert server.log.count(kind="listing") == 2
+
+
+class _SlowDigest(BytesFile):
+    """A file whose digest is only available once `release` is set."""
+
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__(b"slow", 0.0)
+        self.release = release
+        self.started = threading.Event()
+
+    @property
+    def md5(self) -> str:  # type: ignore[override]
+        self.started.set()
+        assert self.release.wait(10)
+        return "0" * 32
+
+
+def test_slow_listing_does_not_block_other_requests(
+    server: DemoServer, http: requests.Session
+) -> None:
+    release = threading.Event()
+    slow = _SlowDigest(release)
+    project = server.site.project("TEST")
+    assert project is not None
+    server.site.add_file(server.site.add_resource(project, "SLOW"), "slow.bin", slow)
+    result: list[int] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            http.get(server.url + "/data/projects/TEST/resources/SLOW/files").status_code
+        )
+    )
+    t.start()
+    try:
+        assert slow.started.wait(10)
+        with requests.Session() as other:
+            other.auth = ("demo", "demo")
+            assert rows(other, server.url + "/data/projects/TEST/subjects")[0]["label"] == "1"
+    finally:
+        release.set()
+        t.join(10)
+    assert result == [200]

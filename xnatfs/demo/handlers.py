@@ -297,15 +297,25 @@ def _file_rows(
     app: DemoApp, req: Request, scope: Scope, cats: list[Catalog], prefix: str = ""
 ) -> Response:
     single = len(cats) == 1
-    rows = []
-    for cat in cats:
-        base = listings.single_catalog_base(scope, cat) if single else cat.base
-        rows += [
-            listings.file_row(cat, entry, base)
-            for entry in cat.resource.files.values()
-            if entry.path.startswith(prefix)
-        ]
-    return _table(req, rows, total=False, title="Files", server_root=req.context_path)
+    selected = [
+        (cat, entry, listings.single_catalog_base(scope, cat) if single else cat.base)
+        for cat in cats
+        for entry in cat.resource.files.values()
+        if entry.path.startswith(prefix)
+    ]
+    csv = req.query.get("format", "").lower() == "csv"
+
+    def body() -> Iterator[bytes]:
+        # Runs while the response is sent, without the site lock: digests of freshly generated
+        # series take a while, and other requests should not wait for them.
+        rows = [listings.file_row(cat, entry, base) for cat, entry, base in selected]
+        if csv:
+            yield listings.csv_table(rows)
+        else:
+            yield listings.result_set(rows, total=False, title="Files",
+                                      server_root=req.context_path)  # fmt: skip
+
+    return Response(200, body(), "text/csv" if csv else JSON)
 
 
 def _file_uri(cat: Catalog, entry: CatalogEntry) -> str:
