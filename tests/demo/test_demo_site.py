@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 
+import pytest
 import requests
 
 from tests.demo.conftest import rows
-from xnatfs.demo import DemoServer, build_demo_site
+from xnatfs.demo import DemoServer, build_demo_site, serve_forever
 
 
 def test_test_project_matches_the_howto() -> None:
@@ -88,3 +90,33 @@ def test_replace_file_changes_bytes_digest_and_mtime(
     assert resp.content == b"replaced!" and resp.headers["Last-Modified"] != old_modified
     server.site.remove_file(dicom, "1.dcm")
     assert [r["Name"] for r in rows(http, url)] == ["2.dcm"]
+
+
+def test_serve_forever_prints_url_and_stops(capsys: pytest.CaptureFixture[str]) -> None:
+    ready, stop = threading.Event(), threading.Event()
+    result: list[int] = []
+    t = threading.Thread(
+        target=lambda: result.append(
+            serve_forever("127.0.0.1", 0, latency=0.0, ready=ready, stop=stop)
+        )
+    )
+    t.start()
+    try:
+        assert ready.wait(10)
+        out = capsys.readouterr().out
+        url = out.split("demo XNAT at ", 1)[1].split()[0]
+        assert "user demo, password demo" in out
+        resp = requests.get(url + "/data/projects", auth=("demo", "demo"), timeout=10)
+        assert resp.status_code == 200
+    finally:
+        stop.set()
+        t.join(10)
+    assert result == [0]
+
+
+def test_module_cli_rejects_bad_sizes() -> None:
+    from xnatfs.demo.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--bandwidth", "lots"])
+    assert exc.value.code == 2

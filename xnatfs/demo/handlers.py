@@ -408,9 +408,9 @@ def _archive(app: DemoApp, req: Request, scope: Scope, cats: list[Catalog], fmt:
         raise HttpError(404, "No matching files found.")
     name = _archive_name(scope)
     if fmt == "zip":
-        body, ctype = zipstream.zip_stream(members), "application/zip"
+        body, ctype = zipstream.coalesce(zipstream.zip_stream(members)), "application/zip"
     else:
-        body = zipstream.tar_stream(members, gzip=fmt == "tar.gz")
+        body = zipstream.coalesce(zipstream.tar_stream(members, gzip=fmt == "tar.gz"))
         ctype = "application/x-gtar" if fmt == "tar.gz" else "application/x-tar"
     headers = [("Content-Disposition", f'attachment; filename="{name}.{fmt}";')]
     return Response(200, body, ctype, headers, kind="zip")

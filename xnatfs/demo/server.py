@@ -298,6 +298,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "Apache-Coyote/1.1"
     sys_version = ""
     timeout = 300  # seconds an idle keep-alive connection may sit
+    # Headers and body go out in separate writes; with Nagle's algorithm the second write
+    # waits for the client's delayed ACK (tens of milliseconds per request on loopback).
+    disable_nagle_algorithm = True
     server: DemoHTTPServer
 
     def do_GET(self) -> None:

@@ -23,6 +23,21 @@ _U32 = 0xFFFFFFFF
 _U16 = 0xFFFF
 
 
+def coalesce(chunks: Iterable[bytes], at_least: int = 256 * 1024) -> Iterator[bytes]:
+    """Join small pieces (headers, small files) into chunks of at least `at_least` bytes, so a
+    chunked response carries few large chunks instead of many tiny ones."""
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= at_least:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
 def _dos_datetime(mtime: float) -> tuple[int, int]:
     t = time.gmtime(max(mtime, 315532800))  # the DOS epoch is 1980
     dos_time = (t.tm_hour << 11) | (t.tm_min << 5) | (t.tm_sec // 2)
