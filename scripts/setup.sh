@@ -37,7 +37,13 @@ extra=""
 [ "$profile" = test ] && extra="[test]"
 stamp=".venv/.installed-$profile"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e ".$extra"
+    # pip's build chatter goes to a log; it is shown only when the install fails.
+    log=.venv/install.log
+    if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+           .venv/bin/python -m pip install -q -e ".$extra"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "xnatfs setup: pip install failed (log above)" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi

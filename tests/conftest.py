@@ -21,8 +21,11 @@ def demo() -> Iterator[object]:
         server.stop()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    config._xnatfs_fuse_items = [i.nodeid for i in items if i.get_closest_marker("fuse")]  # type: ignore[attr-defined]
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After -k/-m deselection: only the real-mount tests that will actually run.
+    session.config._xnatfs_fuse_items = [  # type: ignore[attr-defined]
+        i.nodeid for i in session.items if i.get_closest_marker("fuse")
+    ]
 
 
 def pytest_terminal_summary(

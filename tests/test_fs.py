@@ -145,7 +145,7 @@ async def walk(fs: Filesystem, *names: str) -> int:
 
 
 async def read_all(fs: Filesystem, ino: int, chunk: int = 128 * 1024) -> bytes:
-    fh, _ = fs.open(ino, 0)
+    fh, _, _ = fs.open(ino, 0)
     out = bytearray()
     try:
         while True:
@@ -201,7 +201,7 @@ async def test_reads_are_answered_before_the_download_ends(
     async with trio.open_nursery() as nursery:
         fs = make_fs(remote, cache, nursery)
         ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "big.dcm")
-        fh, size_known = fs.open(ino, 0)
+        fh, size_known, _ = fs.open(ino, 0)
         assert size_known and remote.get_calls == []  # open downloads nothing
         with trio.fail_after(5):
             head = await fs.read(fh, 0, 4096)
@@ -262,7 +262,7 @@ async def test_failed_download_wakes_readers_and_next_read_retries(
     async with trio.open_nursery() as nursery:
         fs = make_fs(remote, cache, nursery)
         ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "small.dcm")
-        fh, _ = fs.open(ino, 0)
+        fh, _, _ = fs.open(ino, 0)
         with pytest.raises(Unavailable):
             await fs.read(fh, 0, 5)
         assert await fs.read(fh, 0, 5) == b"hello"
@@ -277,7 +277,7 @@ async def test_file_without_size_reads_completely_and_learns_its_size(
         fs = make_fs(remote, cache, nursery)
         ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "nosize.dcm")
         assert fs.entry(ino).size == 0
-        fh, size_known = fs.open(ino, 0)
+        fh, size_known, _ = fs.open(ino, 0)
         assert not size_known
         fs.release(fh)
         assert await read_all(fs, ino, chunk=1000) == b"abc" * 1000

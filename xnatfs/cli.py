@@ -125,6 +125,10 @@ def cmd_mount(args: argparse.Namespace) -> int:
     credentials = resolve_credentials(
         cfg.url, user=cfg.user, password_file=cfg.password_file, netrc_path=cfg.netrc
     )
+    if credentials is not None:
+        from xnatfs.logsetup import add_secret
+
+        add_secret(credentials.password, user=credentials.user)
     return _run_mount(cfg, credentials)
 
 

@@ -126,7 +126,7 @@ def normalize_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    """One mount option: its name (as in TOML and `-o`; `--name-with-dashes` on the command line)."""
+    """One mount option, named as in TOML and `-o` (`--name-with-dashes` on the command line)."""
 
     name: str
     parse: Callable[[Any], Any]

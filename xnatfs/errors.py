@@ -6,7 +6,7 @@
     │   └── AuthenticationFailed     EACCES  the server rejected the credentials themselves
     ├── Unavailable                  EIO     connection refused, timeouts, 5xx after retries
     ├── ProtocolError                EIO     a reply that is not what XNAT sends (bad JSON, HTML)
-    ├── IntegrityError               EIO     downloaded bytes disagree with the listing's size/digest
+    ├── IntegrityError               EIO     downloaded bytes disagree with the listing
     ├── ReadOnly                     EROFS   any attempt to write
     └── ConfigError                  EINVAL  bad command line or configuration (never at run time)
 

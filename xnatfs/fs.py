@@ -17,7 +17,7 @@ from xnatfs.errors import NotFound, ReadOnly
 from xnatfs.handles import HandleTable
 from xnatfs.inodes import ROOT_INODE, InodeTable
 from xnatfs.listing import Listings
-from xnatfs.transfer import DataStore, FileReader
+from xnatfs.transfer import DataStore, FileReader, cache_key
 from xnatfs.tree import ROOT_DIR, Children, Node, RemoteFile
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,13 @@ class Filesystem:
 
     # -- files -------------------------------------------------------------------------------
 
-    def open(self, ino: int, flags: int) -> tuple[int, bool]:
-        """A handle for reading; downloads nothing. Returns (fh, size_known)."""
+    def open(self, ino: int, flags: int) -> tuple[int, bool, bool]:
+        """A handle for reading; downloads nothing. Returns (fh, size_known, verified).
+
+        `verified`: the file is complete and verified in the disk cache, so pages the kernel
+        kept from earlier reads may be reused; otherwise they must be dropped, because bytes
+        served while a download was still running may belong to one that failed verification.
+        """
         if flags & _WRITE_FLAGS:
             raise ReadOnly("the filesystem is read-only")
         node = self.node(ino)
@@ -134,7 +139,7 @@ class Filesystem:
         reader = self.data.open(node.file)
         fh = self._files.add(OpenFile(node, reader))
         known = node.file.size is not None or node.file in self._learned
-        return fh, known
+        return fh, known, self.data.cache.contains(cache_key(node.file))
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         handle = self._files.get(fh)

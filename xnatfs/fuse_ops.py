@@ -148,11 +148,12 @@ class XnatOperations(pyfuse3.Operations):
 
     @guard
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
-        fh, size_known = self.fs.open(inode, flags)
-        # keep_cache is safe because a changed file is a new inode (its version is part of its
-        # identity). Without a known size the kernel would cut reads at st_size, so such files
-        # bypass the page cache.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=size_known, direct_io=not size_known)
+        fh, size_known, verified = self.fs.open(inode, flags)
+        # Kernel pages are kept only for a verified file: a changed file is a new inode (its
+        # version is part of its identity), and pages read from a download that later failed
+        # verification are dropped at the next open. Without a known size the kernel would cut
+        # reads at st_size, so such files bypass the page cache.
+        return pyfuse3.FileInfo(fh=fh, keep_cache=size_known and verified, direct_io=not size_known)
 
     @guard
     async def read(self, fh: int, off: int, size: int) -> bytes:

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
 
 import pyfuse3
 import trio
@@ -28,6 +28,7 @@ from xnatfs.filecache import DiskCache
 from xnatfs.fs import Filesystem
 from xnatfs.fuse_ops import XnatOperations
 from xnatfs.listing import Listings
+from xnatfs.mounthelper import clear_stale_mount
 from xnatfs.prefetch import Prefetcher
 from xnatfs.remote import AsyncXnat
 from xnatfs.transfer import DataStore
@@ -39,15 +40,17 @@ log = logging.getLogger(__name__)
 ReadyCallback = Callable[[str | None], None]
 
 
-@dataclass
-class MountStats:
-    listings: int = 0
-    downloads: int = 0
-
-
 def check_mountpoint(path: os.PathLike[str] | str) -> None:
     """Refuse a mount point that cannot be used, with a one-line reason."""
     p = os.fspath(path)
+    try:
+        # A crashed or killed mount leaves a dead entry behind; a restart must not trip on it.
+        clear_stale_mount(Path(p))
+    except OSError as exc:
+        raise ConfigError(
+            f"mount point {p} is a dead mount that could not be cleared ({exc}); "
+            f"try: xnatfs umount --lazy {p}"
+        ) from None
     try:
         st = os.stat(p)
     except FileNotFoundError:
