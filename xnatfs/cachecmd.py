@@ -59,7 +59,7 @@ def cache_clear(root: Path | None = None) -> str:
         for cache in caches:
             fd = try_lock(cache)
             if fd is None:
-                raise ConfigError(in_use_message(cache).replace("; give", "; unmount it or give"))
+                raise ConfigError(in_use_message(cache, "unmount it before clearing its cache"))
             locks.append(fd)
         return "\n".join(_clear_one(cache) for cache in caches)
     finally:

@@ -124,13 +124,11 @@ def try_lock(root: Path) -> int | None:
     return fd
 
 
-def in_use_message(root: Path) -> str:
+def in_use_message(root: Path, advice: str = "give this mount its own --cache-dir") -> str:
+    """One line naming the directory, the holder's pid when known, and what to do."""
     pid = read_lock_pid(root)
     by = f" (pid {pid})" if pid is not None else ""
-    return (
-        f"cache directory {root} is in use by another xnatfs process{by}; "
-        "give this mount its own --cache-dir"
-    )
+    return f"cache directory {root} is in use by another xnatfs process{by}; {advice}"
 
 
 def iter_entries(root: Path) -> Iterator[os.DirEntry[str]]:
