@@ -284,9 +284,15 @@ def expand_o_options(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw and "://" in raw[0]:
+        # Without /sbin/mount.fuse.xnatfs, mount(8) falls back to fuse3's mount.fuse3, which
+        # runs `xnatfs URL MOUNTPOINT -o OPTIONS`: that is the mount helper's command line.
+        from xnatfs.mounthelper import main as helper_main
+
+        return helper_main(raw)
     parser = build_parser()
     try:
-        raw = list(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(expand_o_options(raw) if "mount" in raw[:1] else raw)
     except ConfigError as exc:
         print(f"xnatfs: {exc}", file=sys.stderr)
