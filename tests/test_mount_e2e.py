@@ -339,3 +339,39 @@ def test_background_mount_returns_when_live_and_umount(demo: DemoServer, tmp_pat
             assert str(mnt) not in f.read()
     finally:
         unmount(mnt)
+
+
+def mount_stats(path: Path) -> dict[str, object]:
+    import json
+
+    return dict(json.loads(os.getxattr(path, "user.xnatfs.stats")))
+
+
+def test_lookup_counts_return_to_zero_when_the_kernel_forgets(
+    demo: DemoServer, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("dropping the kernel's caches needs root")
+    with mount_demo(demo, tmp_path) as m:
+        found = subprocess.run(
+            ["find", str(m.path / "TEST"), "-type", "f"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.split()
+        subprocess.run(["ls", "-lR", str(m.path / "TEST")], capture_output=True, check=True)
+        assert len(found) == 48
+        assert int(mount_stats(m.path)["inodes"]) > 48  # type: ignore[call-overload]
+        # `echo 2` makes the kernel forget every inode it holds: only the pinned root may remain,
+        # which proves every lookup and readdirplus entry was counted exactly.
+        deadline = time.monotonic() + 20
+        while True:
+            Path("/proc/sys/vm/drop_caches").write_text("2")
+            inodes = int(mount_stats(m.path)["inodes"])  # type: ignore[call-overload]
+            if inodes == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert inodes == 1
+        # Forgotten paths still resolve, with new numbers.
+        assert (m.path / SESSION / "scans/1/DICOM/1.dcm").read_bytes()[128:132] == b"DICM"

@@ -154,8 +154,24 @@ class Filesystem:
         if handle is not None:
             handle.reader.close()
 
-    def open_handles(self) -> int:
-        return len(self._files)
+    def stats(self) -> dict[str, object]:
+        """Counters for troubleshooting and tests (the root's `user.xnatfs.stats` xattr)."""
+        cache = self.data.cache.stats()
+        return {
+            "inodes": len(self.inodes),
+            "open_files": len(self._files),
+            "open_dirs": len(self._dirs),
+            "listing_requests": self.listings.requests,
+            "downloads": self.data.downloads,
+            "prefetches": self.data.prefetcher.started if self.data.prefetcher else 0,
+            "cache": {
+                "entries": cache.entries,
+                "bytes": cache.bytes,
+                "limit": cache.limit,
+                "hits": cache.hits,
+                "misses": cache.misses,
+            },
+        }
 
     def root_entry(self) -> Entry:
         return Entry(ROOT_INODE, self.root, 0)

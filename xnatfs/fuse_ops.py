@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import logging
 import os
 import stat
@@ -27,6 +28,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 BLOCK_SIZE = 128 * 1024
+# `getfattr -n user.xnatfs.stats MOUNTPOINT`: live counters of the mount, as JSON.
+STATS_XATTR = b"user.xnatfs.stats"
 
 
 def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -185,11 +188,13 @@ class XnatOperations(pyfuse3.Operations):
 
     @guard
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        if inode == pyfuse3.ROOT_INODE and name == STATS_XATTR:
+            return json.dumps(self.fs.stats(), sort_keys=True).encode()
         raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
 
     @guard
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
-        return []
+        return [STATS_XATTR] if inode == pyfuse3.ROOT_INODE else []
 
     # -- everything that writes fails with EROFS ---------------------------------------------
 
