@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import errno
 import hashlib
 import json
@@ -658,6 +659,10 @@ def test_mount_keeps_the_limit_and_an_evicted_open_file_reads_on(tmp_path: Path)
                 on_disk = entry_files(m.cache_dir)
                 assert sum(on_disk.values()) <= limit
             # `first` has long been evicted (2 of 6 files fit), yet its reader is unaffected.
+            # (The last file is admitted just after its reader was answered.)
+            deadline = time.monotonic() + 10
+            while len(entry_files(m.cache_dir)) != 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             assert len(entry_files(m.cache_dir)) == 2
             assert head + held.read() == files[first]
 
@@ -676,6 +681,10 @@ def test_a_corrupt_download_is_an_error_and_is_not_cached(tmp_path: Path) -> Non
         # Reading again downloads again; only the verified bytes become the entry.
         with contextlib.suppress(OSError):
             paths["f00.bin"].read_bytes()
+        # Readers are answered once the bytes are verified; admission follows right after.
+        deadline = time.monotonic() + 10
+        while not list((m.cache_dir / "data").glob("*/*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
         (entry,) = (m.cache_dir / "data").glob("*/*")
         assert entry.read_bytes() == files["f00.bin"]
 

@@ -360,7 +360,7 @@ class DiskCache:
         except BaseException:
             self.discard(part_path)
             raise
-        problem = _mismatch(key, size, md5_hex)
+        problem = mismatch(key, size, md5_hex)
         if problem is not None:
             self.discard(part_path)
             self._rejected += 1
@@ -513,7 +513,7 @@ class DiskCache:
         )
 
 
-def _mismatch(key: CacheKey, size: int, md5_hex: str) -> str | None:
+def mismatch(key: CacheKey, size: int, md5_hex: str) -> str | None:
     """Why a downloaded file does not match its key, or None when it does."""
     if key.size is not None and size != key.size:
         return f"downloaded {size} bytes, the listing says {key.size}"

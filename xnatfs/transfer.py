@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from xnatfs.errors import IntegrityError, Unavailable, XnatfsError
-from xnatfs.filecache import CacheKey, DiskCache
+from xnatfs.filecache import CacheKey, DiskCache, mismatch
 from xnatfs.remote import AsyncXnat
 from xnatfs.tree import RemoteFile
 from xnatfs.xnat.paths import file_url_path
@@ -54,6 +54,7 @@ class Transfer:
     written: int = 0
     done: bool = False
     verified: bool = False
+    settled: bool = False  # finished and handed over: its fd may close with its last reader
     error: BaseException | None = None
     refs: int = 0
     changed: trio.Event = field(default_factory=trio.Event)
@@ -194,25 +195,32 @@ class DataStore:
 
     def detach(self, transfer: Transfer) -> None:
         transfer.refs -= 1
-        if transfer.refs <= 0 and transfer.done:
+        if transfer.refs <= 0 and transfer.settled:
             _close_quietly(transfer.fd)
 
     async def complete(self, t: Transfer, md5_hex: str) -> None:
-        """Verify, persist and admit a fully written transfer, then release its readers."""
-        error: BaseException | None = None
+        """Verify a fully written transfer, release its readers, then persist and admit it."""
+        problem = mismatch(t.key, t.written, md5_hex)
+        if problem is not None:
+            log.warning("not caching %s: %s", t.key.uri, problem)
+            self.settle(t, IntegrityError(f"{t.key.uri}: {problem}"))
+            return
+        # Verified: readers may read to the end now. Making the file durable (fsync) and
+        # admitting it happen after, off the readers' path; until then the transfer stays in
+        # `_inflight`, so new readers use it instead of starting another download.
+        t.verified = True
+        t.finish(None)
         try:
-            self._check(t)
-            await trio.to_thread.run_sync(os.fsync, t.fd, limiter=self._disk)
+            # Shielded: a verified file is still admitted when the mount is being stopped.
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(os.fsync, t.fd, limiter=self._disk)
             if not self.cache.admit(t.key, t.part_path, md5_hex):
-                log.info("%s is larger than the whole cache: served without keeping it", t.key.uri)
-            t.verified = True
-        except XnatfsError as exc:
-            error = exc
-        except OSError as exc:
-            error = Unavailable(f"could not cache {t.key.uri}: {exc.strerror or exc}")
-            log.warning("caching %s failed: %s", t.key.uri, exc)
+                log.info("%s is not kept in the cache (larger than the whole cache)", t.key.uri)
+        except (XnatfsError, OSError) as exc:
+            log.warning("could not cache %s: %s", t.key.uri, exc)
+            self.cache.discard(t.part_path)
         finally:
-            self.settle(t, error)
+            self.settle(t, None)
 
     def settle(self, t: Transfer, error: BaseException | None) -> None:
         """End a transfer: wake its readers with the outcome and forget it."""
@@ -220,7 +228,9 @@ class DataStore:
             self.cache.discard(t.part_path)
         if self._inflight.get(t.key) is t:
             del self._inflight[t.key]
-        t.finish(error)
+        if not t.done:
+            t.finish(error)
+        t.settled = True
         if t.refs <= 0:
             _close_quietly(t.fd)
 
@@ -263,13 +273,6 @@ class DataStore:
             self.settle(t, Unavailable(f"download of {t.key.uri} stopped"))
             raise
         await self.complete(t, md5.hexdigest())
-
-    @staticmethod
-    def _check(t: Transfer) -> None:
-        if t.key.size is not None and t.written != t.key.size:
-            raise IntegrityError(
-                f"{t.key.uri}: the server sent {t.written} bytes, the listing says {t.key.size}"
-            )
 
 
 def _close_quietly(fd: int) -> None:
