@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 import errno
 import hashlib
 import json
@@ -12,6 +11,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
