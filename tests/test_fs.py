@@ -62,6 +62,8 @@ class FakeRemote:
         self.get_calls: list[str] = []
         self.client = self  # the prefetcher streams archives through `remote.client`
         self.zip_calls: list[str] = []
+        self.zip_gate = threading.Event()
+        self.zip_gate.set()
         self.gate = threading.Event()
         self.gate.set()
         self.fail_next: Exception | None = None
@@ -122,7 +124,13 @@ class FakeRemote:
                 rel = row["URI"].split("/files/", 1)[1]
                 z.writestr(f"MR1/scans/1-T1/resources/DICOM/files/{rel}", self.bodies[row["URI"]])
         data = buf.getvalue()
-        yield iter([data[i : i + 50_000] for i in range(0, len(data), 50_000)])
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(data), 1000):
+                yield data[i : i + 1000]
+                self.zip_gate.wait(10)  # the test decides how far the archive gets
+
+        yield chunks()
 
 
 @pytest.fixture
@@ -365,4 +373,31 @@ async def test_prefetch_off_fetches_file_by_file(remote: FakeRemote, cache: Disk
         for name in ("small.dcm", "big.dcm", "nosize.dcm"):
             await read_all(fs, (await fs.lookup(res, name)).ino)
         assert remote.zip_calls == [] and len(remote.get_calls) == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_file_a_reader_waits_for_comes_before_the_archive(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    series = {f"{i}.dcm": bytes([i]) * (3000 + i) for i in range(1, 21)}
+    remote.listings[FILES] = [FakeRemote.row(n, b) for n, b in series.items()]
+    remote.bodies = {f"{FILES}/{n}": b for n, b in series.items()}
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, prefetch="zip")
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        remote.zip_gate.clear()  # the archive stalls near its start
+        for name in ("1.dcm", "2.dcm"):  # two misses start the prefetch
+            assert await read_all(fs, (await fs.lookup(res, name)).ino) == series[name]
+        with trio.fail_after(5):
+            while not remote.zip_calls:
+                await trio.sleep(0.01)
+        # A viewer jumps to the last slice: it must not wait for the archive to get there.
+        with trio.fail_after(5):
+            last = await read_all(fs, (await fs.lookup(res, "20.dcm")).ino)
+        assert last == series["20.dcm"]
+        assert f"{FILES}/20.dcm" in remote.get_calls
+        remote.zip_gate.set()
+        for name, body in series.items():
+            assert await read_all(fs, (await fs.lookup(res, name)).ino) == body
+        assert remote.get_calls.count(f"{FILES}/20.dcm") == 1 and len(remote.zip_calls) == 1
         nursery.cancel_scope.cancel()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections import OrderedDict
 
 import trio
@@ -123,18 +124,27 @@ class Prefetcher:
     ) -> None:
         token = trio.lowlevel.current_trio_token()
         owners = {owner for owner, _ in claimed}
+        bulk = _Bulk(list(claimed.values()))
+        handed: set[Transfer] = set()
 
         def entry_done(t: Transfer, md5_hex: str) -> None:
             self._nursery.start_soon(store.complete, t, md5_hex)
 
-        handed: set[Transfer] = set()
+        def urgent(t: Transfer) -> None:
+            # A reader waits for a file the archive will reach only much later: fetch it now.
+            if bulk.steal(t):
+                t.on_wait = None
+                store.start(t)
+
+        for t in claimed.values():
+            t.on_wait = urgent
 
         def pull() -> None:
             # Worker thread: writes only to the claimed transfers' fds.
             with self._remote.client.stream(listing.path, {"format": "zip"}) as chunks:
                 for entry, body in iter_zip(chunks):
                     t = claimed.get(_entry_key(entry.name, owners))
-                    if t is None or t in handed:
+                    if t is None or not bulk.begin(t):
                         continue
                     md5 = hashlib.md5(usedforsecurity=False)
                     offset = 0
@@ -154,12 +164,49 @@ class Prefetcher:
             log.warning("bulk download of %s stopped: %s", listing.path, exc)
         finally:
             for t in claimed.values():
-                if t in handed:
-                    continue  # complete() owns it now
+                t.on_wait = None
+                if t in handed or t in bulk.stolen:
+                    continue  # complete() or its own download owns it now
                 if t.refs > 0 and not store.cancel.is_set():
                     store.start(t)  # somebody is waiting: fetch it with its own GET
                 else:
                     store.settle(t, Unavailable(f"prefetch of {t.key.uri} dropped"))
+
+
+class _Bulk:
+    """Which claimed files a bulk download has begun, shared by its thread and trio tasks.
+
+    A reader waiting for a file far ahead of the archive's position takes it out of the bulk
+    (`steal`) and fetches it with its own GET, so the file somebody waits for comes first.
+    """
+
+    LEAD = 4  # files within this distance of the stream's position are left to the stream
+
+    def __init__(self, order: list[Transfer]) -> None:
+        self._lock = threading.Lock()
+        self._position = {t: i for i, t in enumerate(order)}
+        self._current = -1
+        self._begun: set[Transfer] = set()
+        self.stolen: set[Transfer] = set()
+
+    def begin(self, t: Transfer) -> bool:
+        """Thread side: claim `t` for the stream, unless a reader took it."""
+        with self._lock:
+            if t in self.stolen or t in self._begun:
+                return False
+            self._begun.add(t)
+            self._current = self._position[t]
+            return True
+
+    def steal(self, t: Transfer) -> bool:
+        """Trio side: take `t` for a single GET if the stream is far from it."""
+        with self._lock:
+            if t in self._begun or t in self.stolen:
+                return False
+            if self._position[t] - self._current <= self.LEAD:
+                return False
+            self.stolen.add(t)
+            return True
 
 
 def _match_key(uri: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,9 @@ class Transfer:
     error: BaseException | None = None
     refs: int = 0
     changed: trio.Event = field(default_factory=trio.Event)
+    # Called when a reader is about to wait for bytes that have not arrived (prefetch uses it
+    # to fetch a file a reader needs before the bulk download would reach it).
+    on_wait: Callable[[Transfer], None] | None = None
 
     def advance(self, written: int) -> None:
         self.written = written
@@ -110,6 +114,8 @@ class FileReader:
                     self._transfer = self._store.attach(self.remote)
         transfer = self._transfer
         if transfer is not None:
+            if transfer.on_wait is not None and transfer.written < offset + size:
+                transfer.on_wait(transfer)
             await transfer.wait_for(offset + size)
             return _pread_all(transfer.fd, size, offset)
         assert self._fd is not None
