@@ -120,6 +120,23 @@ def disable_nagle(server: Any) -> bool:
     return True
 
 
+def quiet_disconnects(server: Any) -> None:
+    """Do not print a traceback when a client hangs up mid-response.
+
+    Unmounting while a download streams (a first-MiB measurement, say) resets the connection;
+    socketserver would print that to stderr although nothing is wrong. Other errors still are."""
+    httpd = getattr(server, "_httpd", None)
+    if httpd is None:
+        return
+    report = httpd.handle_error
+
+    def handle_error(request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            report(request, client_address)
+
+    httpd.handle_error = handle_error
+
+
 def run(options: Options, out_dir: Path) -> int:
     from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 
@@ -135,6 +152,7 @@ def run(options: Options, out_dir: Path) -> int:
     server = DemoServer(bench_site.site)
     server.start()
     results.settings["server_nodelay_patched"] = disable_nagle(server)
+    quiet_disconnects(server)
     workdir = Path(tempfile.mkdtemp(prefix="xnatfs-bench-"))
     try:
         spec = MountSpec(server.url, DEMO_USER, DEMO_PASSWORD, workdir)
@@ -161,7 +179,8 @@ def run(options: Options, out_dir: Path) -> int:
     kind = "smoke" if options.smoke else "quick" if options.quick else "full"
     json_path = out_dir / f"bench-{kind}-{stamp}.json"
     results.write_json(json_path)
-    print(f"\nJSON: {json_path}")
+    json_path.with_suffix(".md").write_text(results.markdown(), encoding="utf-8")
+    print(f"\nJSON: {json_path} (and .md)")
     png = json_path.with_suffix(".png")
     print(f"PNG:  {png}" if results.write_png(png) else "PNG:  skipped (matplotlib missing)")
     if not results.settings["page_cache_dropped"]:

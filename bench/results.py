@@ -167,6 +167,22 @@ class Results:
                 out.append("  ".join("-" * w for w in widths))
         return "\n".join(s.rstrip() for s in out)
 
+    def markdown(self) -> str:
+        """The rows as a Markdown table (for docs/performance.md)."""
+        out = [
+            "| sc | measurement | condition | xnatfs (median) | baseline (median) | ratio | target "
+            "| |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in self.rows:
+            base = f"{r.baseline} {_fmt(r.baseline_value, r.unit)}" if r.baseline else ""
+            ratio = f"{r.ratio:.2f}x" if r.ratio is not None and math.isfinite(r.ratio) else ""
+            verdict = {None: "", True: "ok", False: "**missed**"}[r.met]
+            target = r.target.text if r.target else ""
+            cells = (r.scenario, r.what, r.condition, _fmt(r.value, r.unit), base, ratio, target)
+            out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + f" | {verdict} |")
+        return "\n".join(out) + "\n"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "started": self.started,
@@ -203,7 +219,7 @@ class Results:
             return False
         height = max(3.0, 0.32 * len(rows) + 1.2)
         fig, ax = plt.subplots(figsize=(11, height))
-        labels = [f"{r.scenario}: {r.what} [{r.condition}]" for r in rows]
+        labels = [f"{r.scenario}: {r.what} vs {r.baseline} [{r.condition}]" for r in rows]
         colors = [{None: "#8c8c8c", True: "#2c7fb8", False: "#d95f0e"}[r.met] for r in rows]
         ys = list(range(len(rows)))
         ax.barh(ys, [r.ratio or 0.0 for r in rows], color=colors)
