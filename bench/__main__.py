@@ -18,7 +18,6 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from bench.context import DEFAULT_PREFETCH, Bench, Options
 from bench.mounting import MountSpec, fuse_problem
@@ -104,39 +103,6 @@ def make_options(args: argparse.Namespace) -> Options:
     )
 
 
-def disable_nagle(server: Any) -> bool:
-    """Make the demo server send with TCP_NODELAY; True when this had to be patched in here.
-
-    Its handler writes the headers and the body in separate sends, and with Nagle's algorithm
-    on, each keep-alive request then waits for the client's delayed ACK (about 40 ms on Linux):
-    "0 ms latency" would really be 40 ms per request. Called before the first request."""
-    httpd = getattr(server, "_httpd", None)
-    handler = getattr(httpd, "RequestHandlerClass", None)
-    if httpd is None or handler is None or getattr(handler, "disable_nagle_algorithm", False):
-        return False
-    httpd.RequestHandlerClass = type(
-        "NoDelayHandler", (handler,), {"disable_nagle_algorithm": True}
-    )
-    return True
-
-
-def quiet_disconnects(server: Any) -> None:
-    """Do not print a traceback when a client hangs up mid-response.
-
-    Unmounting while a download streams (a first-MiB measurement, say) resets the connection;
-    socketserver would print that to stderr although nothing is wrong. Other errors still are."""
-    httpd = getattr(server, "_httpd", None)
-    if httpd is None:
-        return
-    report = httpd.handle_error
-
-    def handle_error(request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            report(request, client_address)
-
-    httpd.handle_error = handle_error
-
-
 def run(options: Options, out_dir: Path) -> int:
     from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 
@@ -151,8 +117,6 @@ def run(options: Options, out_dir: Path) -> int:
     }
     server = DemoServer(bench_site.site)
     server.start()
-    results.settings["server_nodelay_patched"] = disable_nagle(server)
-    quiet_disconnects(server)
     workdir = Path(tempfile.mkdtemp(prefix="xnatfs-bench-"))
     try:
         spec = MountSpec(server.url, DEMO_USER, DEMO_PASSWORD, workdir)

@@ -140,6 +140,24 @@ class Bench:
                 if rss is not None:
                     self.results.sample("g", f"peak RSS {scenario}", "any", rss / 1e6)
 
+    # --- what the server saw ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def traffic(self, scenario: str, what: str, condition: str) -> Iterator[None]:
+        """Record the requests (by kind) and body megabytes the server sent during the block,
+        under `details[scenario][condition][what]` (the last run wins)."""
+        before = len(self.server.log.entries())
+        try:
+            yield
+        finally:
+            entries = self.server.log.entries()[before:]
+            kinds: dict[str, int] = {}
+            for e in entries:
+                kinds[e.kind] = kinds.get(e.kind, 0) + 1
+            sent = sum(e.bytes_sent for e in entries) / 1e6
+            by_cond = self.results.details.setdefault(scenario, {}).setdefault(condition, {})
+            by_cond[what] = {"requests": kinds, "MB sent": round(sent, 1)}
+
     # --- direct HTTP ---------------------------------------------------------------------------
 
     def session(self) -> requests.Session:

@@ -109,7 +109,9 @@ def scenario_d(bench: Bench) -> None:
             ):
                 with bench.scratch("cache") as cache, bench.mount("d", cache) as m:
                     bench.drop_caches()
-                    res.sample("d", metric, c, measure(m.path / bench.site.big_file_rel))
+                    with bench.traffic("d", metric, c):
+                        value = measure(m.path / bench.site.big_file_rel)
+                    res.sample("d", metric, c, value)
         size_text = f"{size / MIB:.0f} MiB"
         target = None
         if cond.cap == 100_000_000:

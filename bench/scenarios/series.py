@@ -104,7 +104,10 @@ def scenario_a(bench: Bench) -> None:
                     with bench.mount("a", cache, prefetch=mode) as m:
                         bench.drop_caches()
                         src = m.path / bench.site.series_dir()
-                        elapsed, _ = timed_run(["cp", "-r", os.fspath(src), os.fspath(out / "s")])
+                        with bench.traffic("a", f"xnatfs prefetch {mode}", c):
+                            elapsed, _ = timed_run(
+                                ["cp", "-r", os.fspath(src), os.fspath(out / "s")]
+                            )
                     res.sample("a", f"xnatfs prefetch {mode}", c, elapsed)
                     _check_copy(bench, out / "s", SERIES_SCAN, f"cp -r prefetch {mode}")
         at_target = cond.latency_ms == TARGET_LATENCY_MS and not cond.cap
@@ -170,9 +173,11 @@ def scenario_b(bench: Bench) -> None:
             for mode in bench.options.prefetch_modes:
                 with bench.scratch("cache") as cache, bench.mount("b", cache, prefetch=mode) as m:
                     bench.drop_caches()
-                    start = time.perf_counter()
-                    n = header_scan(m.path / bench.site.series_dir())
-                    res.sample("b", f"xnatfs prefetch {mode}", c, time.perf_counter() - start)
+                    with bench.traffic("b", f"xnatfs prefetch {mode}", c):
+                        start = time.perf_counter()
+                        n = header_scan(m.path / bench.site.series_dir())
+                        elapsed = time.perf_counter() - start
+                    res.sample("b", f"xnatfs prefetch {mode}", c, elapsed)
                 if n != expected:
                     res.errors.append(f"header scan read {n} files, expected {expected}")
         at_target = cond.latency_ms == TARGET_LATENCY_MS and not cond.cap
@@ -259,6 +264,17 @@ def scenario_c(bench: Bench) -> None:
 # --- f: 8 readers at once ------------------------------------------------------------------------
 
 
+def parallel_cp(sources: list[Path], targets: list[Path]) -> tuple[float, list[int]]:
+    """Start one `cp -r` per source at once; (seconds until all ended, their exit codes)."""
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(["cp", "-r", os.fspath(src), os.fspath(dst)], stderr=subprocess.DEVNULL)
+        for src, dst in zip(sources, targets, strict=True)
+    ]
+    codes = [p.wait() for p in procs]
+    return time.perf_counter() - start, codes
+
+
 def scenario_f(bench: Bench) -> None:
     res = bench.results
     total = sum(bench.site.series_bytes(s) for s in PARALLEL_SCANS)
@@ -275,26 +291,13 @@ def scenario_f(bench: Bench) -> None:
                 res.sample("f", "direct 8 parallel", c, total / 1e6 / (time.perf_counter() - start))
             for mode in bench.options.prefetch_modes:
                 with bench.scratch("cache") as cache, bench.scratch("out") as out:
-                    with bench.mount("f", cache, prefetch=mode) as m:
+                    with (
+                        bench.mount("f", cache, prefetch=mode) as m,
+                        bench.traffic("f", f"xnatfs prefetch {mode}", c),
+                    ):
                         bench.drop_caches()
-                        start = time.perf_counter()
-                        procs = [
-                            subprocess.Popen(
-                                [
-                                    "cp",
-                                    "-r",
-                                    os.fspath(m.path / bench.site.series_dir(s)),
-                                    os.fspath(out / s),
-                                ],
-                                stderr=subprocess.PIPE,
-                            )
-                            for s in PARALLEL_SCANS
-                        ]
-                        failed = [p.wait() for p in procs]
-                        elapsed = time.perf_counter() - start
-                        for p in procs:
-                            if p.stderr is not None:
-                                p.stderr.close()
+                        sources = [m.path / bench.site.series_dir(s) for s in PARALLEL_SCANS]
+                        elapsed, failed = parallel_cp(sources, [out / s for s in PARALLEL_SCANS])
                     if any(failed):
                         res.errors.append(f"8 readers, prefetch {mode}: cp exit codes {failed}")
                     for s in PARALLEL_SCANS:
