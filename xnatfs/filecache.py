@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -67,8 +68,14 @@ class CacheKey:
 
         The digest is lower-cased first, so keys that differ only in hex case share an entry.
         """
-        canonical = json.dumps([self.uri, self.size, self.digest.lower()], separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return _entry_name(self.uri, self.size, self.digest.lower())
+
+
+@functools.lru_cache(maxsize=65536)
+def _entry_name(uri: str, size: int | None, digest: str) -> str:
+    # Memoised: the filesystem asks for the same names on every open, claim and admission.
+    canonical = json.dumps([uri, size, digest], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

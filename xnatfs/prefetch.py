@@ -128,7 +128,11 @@ class Prefetcher:
         handed: set[Transfer] = set()
 
         def entry_done(t: Transfer, md5_hex: str) -> None:
-            self._nursery.start_soon(store.complete, t, md5_hex)
+            # Runs as a run_sync_soon callback, where an exception would end the event loop.
+            try:
+                store.complete(t, md5_hex)
+            except Exception:
+                log.exception("admitting %s failed", t.key.uri)
 
         def urgent(t: Transfer) -> None:
             # A reader waits for a file the archive will reach only much later: fetch it now.
@@ -140,7 +144,9 @@ class Prefetcher:
             t.on_wait = urgent
 
         def pull() -> None:
-            # Worker thread: writes only to the claimed transfers' fds.
+            # Worker thread: writes only to the claimed transfers' fds. Progress is queued to
+            # trio without waiting for it (run_sync_soon keeps order), so the stream never stalls
+            # on the event loop.
             with self._remote.client.stream(listing.path, {"format": "zip"}) as chunks:
                 for entry, body in iter_zip(chunks):
                     t = claimed.get(_entry_key(entry.name, owners))
@@ -152,9 +158,9 @@ class Prefetcher:
                         os.pwrite(t.fd, data, offset)
                         md5.update(data)
                         offset += len(data)
-                        trio.from_thread.run_sync(t.advance, offset, trio_token=token)
+                        token.run_sync_soon(t.advance, offset)
                     handed.add(t)
-                    trio.from_thread.run_sync(entry_done, t, md5.hexdigest(), trio_token=token)
+                    token.run_sync_soon(entry_done, t, md5.hexdigest())
                     if store.cancel.is_set():
                         raise Unavailable("unmounting")
 

@@ -10,7 +10,7 @@ Reads that reach the end of a file wait for that check, so no reader can copy a 
 failed verification: a digest mismatch is an EIO, never a silently wrong copy.
 
 Invariants (all state is touched only from trio tasks; download threads only write to their own
-part file's fd and report progress through `trio.from_thread`):
+part file's fd and queue progress reports to trio with `run_sync_soon`):
 - a key is in `_inflight` iff a download for it is running; its `done` event is set in `finally`;
 - a failed download wakes every waiter with the error; the next read starts a new download.
 """
@@ -167,6 +167,8 @@ class DataStore:
         self.cancel = threading.Event()
         self.downloads = 0
         self.prefetcher = prefetcher
+        self._admit_queue: list[tuple[Transfer, str]] = []
+        self._admitting = False
 
     def open(self, remote: RemoteFile) -> FileReader:
         return FileReader(self, remote)
@@ -204,29 +206,45 @@ class DataStore:
         if transfer.refs <= 0 and transfer.settled:
             _close_quietly(transfer.fd)
 
-    async def complete(self, t: Transfer, md5_hex: str) -> None:
-        """Verify a fully written transfer, release its readers, then persist and admit it."""
+    def complete(self, t: Transfer, md5_hex: str) -> None:
+        """Verify a fully written transfer and release its readers; admission follows."""
         problem = mismatch(t.key, t.written, md5_hex)
         if problem is not None:
             log.warning("not caching %s: %s", t.key.uri, problem)
             self.settle(t, IntegrityError(f"{t.key.uri}: {problem}"))
             return
         # Verified: readers may read to the end now. Making the file durable (fsync) and
-        # admitting it happen after, off the readers' path; until then the transfer stays in
-        # `_inflight`, so new readers use it instead of starting another download.
+        # admitting it happen after, off the readers' path and in batches; until then the
+        # transfer stays in `_inflight`, so new readers use it instead of downloading again.
         t.verified = True
         t.finish(None)
+        self._admit_queue.append((t, md5_hex))
+        if not self._admitting:
+            self._admitting = True
+            self._nursery.start_soon(self._admit_queued)
+
+    async def _admit_queued(self) -> None:
         try:
-            # Shielded: a verified file is still admitted when the mount is being stopped.
-            with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(os.fsync, t.fd, limiter=self._disk)
-            if not self.cache.admit(t.key, t.part_path, md5_hex):
-                log.info("%s is not kept in the cache (larger than the whole cache)", t.key.uri)
-        except (XnatfsError, OSError) as exc:
-            log.warning("could not cache %s: %s", t.key.uri, exc)
-            self.cache.discard(t.part_path)
+            while self._admit_queue:
+                batch, self._admit_queue = self._admit_queue, []
+                # Shielded: verified files are still admitted while the mount is being stopped.
+                with trio.CancelScope(shield=True):
+                    failed = await trio.to_thread.run_sync(
+                        _fsync_all, [t.fd for t, _ in batch], limiter=self._disk
+                    )
+                for t, md5_hex in batch:
+                    try:
+                        if t.fd in failed:
+                            raise failed[t.fd]
+                        if not self.cache.admit(t.key, t.part_path, md5_hex):
+                            log.info("%s is not kept (larger than the whole cache)", t.key.uri)
+                    except (XnatfsError, OSError) as exc:
+                        log.warning("could not cache %s: %s", t.key.uri, exc)
+                        self.cache.discard(t.part_path)
+                    finally:
+                        self.settle(t, None)
         finally:
-            self.settle(t, None)
+            self._admitting = False
 
     def settle(self, t: Transfer, error: BaseException | None) -> None:
         """End a transfer: wake its readers with the outcome and forget it."""
@@ -246,9 +264,10 @@ class DataStore:
 
         def write(offset: int, chunk: bytes) -> None:
             # Worker thread: only this transfer's fd and its own hash object are touched here.
+            # Progress is queued to trio in order without waiting (run_sync_soon).
             os.pwrite(t.fd, chunk, offset)
             md5.update(chunk)
-            trio.from_thread.run_sync(t.advance, offset + len(chunk), trio_token=token)
+            token.run_sync_soon(t.advance, offset + len(chunk))
 
         path = file_url_path(t.key.uri)
         try:
@@ -278,7 +297,18 @@ class DataStore:
                 log.exception("download of %s failed", t.key.uri)
             self.settle(t, Unavailable(f"download of {t.key.uri} stopped"))
             raise
-        await self.complete(t, md5.hexdigest())
+        self.complete(t, md5.hexdigest())
+
+
+def _fsync_all(fds: list[int]) -> dict[int, OSError]:
+    """fsync each fd (worker thread); the failures by fd."""
+    failed: dict[int, OSError] = {}
+    for fd in fds:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            failed[fd] = exc
+    return failed
 
 
 def _close_quietly(fd: int) -> None:
