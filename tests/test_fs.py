@@ -401,3 +401,19 @@ async def test_a_file_a_reader_waits_for_comes_before_the_archive(
             assert await read_all(fs, (await fs.lookup(res, name)).ino) == body
         assert remote.get_calls.count(f"{FILES}/20.dcm") == 1 and len(remote.zip_calls) == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_a_selector_that_matches_nothing_is_an_empty_directory(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    # Without a project in the path XNAT answers 404 for an empty selector (§3.6).
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        for _ in range(2):
+            recon_all = await walk(fs, "TEST", "1", "MR1", "reconstructions", "ALL")
+            fh = await fs.opendir(recon_all)
+            assert fs.readdir(fh, 0) == ()
+            fs.releasedir(fh)
+        path = f"/data/experiments/{E}/reconstructions/ALL/out/resources"
+        assert remote.list_calls.count(path) == 1  # the empty answer is cached too
+        nursery.cancel_scope.cancel()

@@ -12,6 +12,7 @@ import logging
 
 from cachetools import TTLCache
 
+from xnatfs.errors import NotFound
 from xnatfs.remote import AsyncXnat
 from xnatfs.singleflight import SingleFlight
 from xnatfs.tree import Children, Dir, Node, Rows, Source
@@ -48,7 +49,12 @@ class Listings:
 
     async def _fetch(self, source: Source) -> Rows:
         self.requests += 1
-        rows: Rows = tuple(await self._remote.list(source.path, dict(source.params)))
+        try:
+            rows: Rows = tuple(await self._remote.list(source.path, dict(source.params)))
+        except NotFound:
+            if not source.missing_ok:
+                raise
+            rows = ()
         if self._rows is not None:
             self._rows[source] = rows
         return rows

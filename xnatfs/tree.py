@@ -42,6 +42,9 @@ class Source:
 
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    # A selector that matches nothing is answered with 404 when the path has no project
+    # (REST reference §3.6); such a listing is empty, not an error.
+    missing_ok: bool = False
 
 
 @dataclass(frozen=True)
@@ -451,7 +454,7 @@ class SelectorDir(Dir):
         return _owner_path(self.experiment, self.collection, selector(list(self.tokens)))
 
     def source(self) -> Source:
-        return Source(f"{self._path()}/resources")
+        return Source(f"{self._path()}/resources", missing_ok=True)
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
         by_name: dict[str, list[tuple[str, str]]] = {}
@@ -462,7 +465,7 @@ class SelectorDir(Dir):
         nodes = []
         for name, members in by_name.items():
             ids = ",".join(quote_segment(rid) for rid, _ in members)
-            files = Source(f"{self._path()}/resources/{ids}/files")
+            files = Source(f"{self._path()}/resources/{ids}/files", missing_ok=True)
             nodes.append(
                 parent.child(
                     name,
