@@ -407,6 +407,7 @@ async def test_a_selector_that_matches_nothing_is_an_empty_directory(
     remote: FakeRemote, cache: DiskCache
 ) -> None:
     # Without a project in the path XNAT answers 404 for an empty selector (§3.6).
+    remote.listings[f"/data/experiments/{E}/reconstructions"] = []
     async with trio.open_nursery() as nursery:
         fs = make_fs(remote, cache, nursery)
         for _ in range(2):
