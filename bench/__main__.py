@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scenarios", default="".join(SCENARIOS), help="which to run, e.g. abf")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="where JSON and PNG go")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="run every mount under cProfile (its main thread); .prof files go to OUT/profiles",
+    )
     return p
 
 
@@ -103,7 +108,7 @@ def make_options(args: argparse.Namespace) -> Options:
     )
 
 
-def run(options: Options, out_dir: Path) -> int:
+def run(options: Options, out_dir: Path, *, profile: bool = False) -> int:
     from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 
     bench_site = build_bench_site(options.sizes)
@@ -119,7 +124,8 @@ def run(options: Options, out_dir: Path) -> int:
     server.start()
     workdir = Path(tempfile.mkdtemp(prefix="xnatfs-bench-"))
     try:
-        spec = MountSpec(server.url, DEMO_USER, DEMO_PASSWORD, workdir)
+        profile_dir = out_dir / "profiles" if profile else None
+        spec = MountSpec(server.url, DEMO_USER, DEMO_PASSWORD, workdir, profile_dir)
         bench = Bench(options, server, bench_site, spec, results, workdir)
         for key in options.scenarios:
             title, fn = SCENARIOS[key]
@@ -163,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"bench: real mounts impossible here: {problem}", file=sys.stderr)
         return 2
-    return run(options, args.out)
+    return run(options, args.out, profile=args.profile)
 
 
 if __name__ == "__main__":

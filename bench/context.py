@@ -143,10 +143,15 @@ class Bench:
     # --- what the server saw ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def traffic(self, scenario: str, what: str, condition: str) -> Iterator[None]:
-        """Record the requests (by kind) and body megabytes the server sent during the block,
-        under `details[scenario][condition][what]` (the last run wins)."""
+    def traffic(
+        self, scenario: str, what: str, condition: str, mount: Mount | None = None
+    ) -> Iterator[None]:
+        """Record what the block cost under `details[scenario][condition][what]` (the last
+        run wins): the requests (by kind) and body megabytes the server sent, the CPU seconds
+        of the mount process and of this process (the demo server runs here)."""
         before = len(self.server.log.entries())
+        mount_cpu = mount.cpu() if mount is not None else None
+        own_cpu = _own_cpu()
         try:
             yield
         finally:
@@ -154,9 +159,16 @@ class Bench:
             kinds: dict[str, int] = {}
             for e in entries:
                 kinds[e.kind] = kinds.get(e.kind, 0) + 1
-            sent = sum(e.bytes_sent for e in entries) / 1e6
+            info: dict[str, Any] = {
+                "requests": kinds,
+                "MB sent": round(sum(e.bytes_sent for e in entries) / 1e6, 1),
+                "server CPU s": round(_own_cpu() - own_cpu, 2),
+            }
+            end_cpu = mount.cpu() if mount is not None else None
+            if mount_cpu is not None and end_cpu is not None:
+                info["mount CPU s"] = round(end_cpu - mount_cpu, 2)
             by_cond = self.results.details.setdefault(scenario, {}).setdefault(condition, {})
-            by_cond[what] = {"requests": kinds, "MB sent": round(sent, 1)}
+            by_cond[what] = info
 
     # --- direct HTTP ---------------------------------------------------------------------------
 
@@ -210,6 +222,11 @@ class Bench:
                     f.write(chunk)
                     total += len(chunk)
         return total
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def timed_run(

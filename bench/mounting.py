@@ -58,6 +58,17 @@ def peak_rss_bytes(pid: int) -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time a live process has used so far (all its threads)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields after the command name start at field 3 (state): utime is 14, stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Mount:
     path: Path
@@ -72,6 +83,9 @@ class Mount:
     def peak_rss(self) -> int | None:
         return peak_rss_bytes(self.proc.pid)
 
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.proc.pid)
+
 
 class MountFailed(RuntimeError):
     pass
@@ -85,6 +99,7 @@ class MountSpec:
     user: str
     password: str
     workdir: Path  # mount points and logs go here
+    profile_dir: Path | None = None  # run each mount under cProfile, one .prof file per mount
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -122,8 +137,13 @@ def mounted(
     if in_mount_table(mnt):
         unmount(mnt)
     log_path = spec.workdir / f"{name}.log"
+    python = [sys.executable]
+    if spec.profile_dir is not None:
+        spec.profile_dir.mkdir(parents=True, exist_ok=True)
+        out = spec.profile_dir / f"{name}-{time.strftime('%H%M%S')}-{time.perf_counter_ns()}.prof"
+        python += ["-m", "cProfile", "-o", os.fspath(out)]
     argv = [
-        sys.executable,
+        *python,
         "-m",
         "xnatfs",
         "mount",

@@ -109,7 +109,7 @@ def scenario_d(bench: Bench) -> None:
             ):
                 with bench.scratch("cache") as cache, bench.mount("d", cache) as m:
                     bench.drop_caches()
-                    with bench.traffic("d", metric, c):
+                    with bench.traffic("d", metric, c, m):
                         value = measure(m.path / bench.site.big_file_rel)
                     res.sample("d", metric, c, value)
         size_text = f"{size / MIB:.0f} MiB"

@@ -104,7 +104,7 @@ def scenario_a(bench: Bench) -> None:
                     with bench.mount("a", cache, prefetch=mode) as m:
                         bench.drop_caches()
                         src = m.path / bench.site.series_dir()
-                        with bench.traffic("a", f"xnatfs prefetch {mode}", c):
+                        with bench.traffic("a", f"xnatfs prefetch {mode}", c, m):
                             elapsed, _ = timed_run(
                                 ["cp", "-r", os.fspath(src), os.fspath(out / "s")]
                             )
@@ -173,7 +173,7 @@ def scenario_b(bench: Bench) -> None:
             for mode in bench.options.prefetch_modes:
                 with bench.scratch("cache") as cache, bench.mount("b", cache, prefetch=mode) as m:
                     bench.drop_caches()
-                    with bench.traffic("b", f"xnatfs prefetch {mode}", c):
+                    with bench.traffic("b", f"xnatfs prefetch {mode}", c, m):
                         start = time.perf_counter()
                         n = header_scan(m.path / bench.site.series_dir())
                         elapsed = time.perf_counter() - start
@@ -242,9 +242,10 @@ def scenario_c(bench: Bench) -> None:
                     for f in files:
                         f.stat()
                     bench.drop_caches()
-                    start = time.perf_counter()
-                    got = read_all(files)
-                    elapsed = time.perf_counter() - start
+                    with bench.traffic("c", "xnatfs", c, m):
+                        start = time.perf_counter()
+                        got = read_all(files)
+                        elapsed = time.perf_counter() - start
                 res.sample("c", "xnatfs", c, got / 1e6 / elapsed)
                 if got != size:
                     res.errors.append(f"warm re-read: read {got} bytes, expected {size}")
@@ -293,7 +294,7 @@ def scenario_f(bench: Bench) -> None:
                 with bench.scratch("cache") as cache, bench.scratch("out") as out:
                     with (
                         bench.mount("f", cache, prefetch=mode) as m,
-                        bench.traffic("f", f"xnatfs prefetch {mode}", c),
+                        bench.traffic("f", f"xnatfs prefetch {mode}", c, m),
                     ):
                         bench.drop_caches()
                         sources = [m.path / bench.site.series_dir(s) for s in PARALLEL_SCANS]
