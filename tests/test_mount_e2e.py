@@ -375,3 +375,43 @@ def test_lookup_counts_return_to_zero_when_the_kernel_forgets(
         assert inodes == 1
         # Forgotten paths still resolve, with new numbers.
         assert (m.path / SESSION / "scans/1/DICOM/1.dcm").read_bytes()[128:132] == b"DICM"
+
+
+def test_unknown_size_reads_completely_and_mmap_works(demo: DemoServer, tmp_path: Path) -> None:
+    import sys
+
+    with mount_demo(demo, tmp_path) as m:
+        report = next((m.path / "STUDY").glob("*/*/resources/NOTES/qc/report.txt"))
+        assert report.stat().st_size == 0  # the listing has no Size for it
+        uri = None
+        for row in requests.get(
+            f"{demo.url}/data/projects/STUDY/subjects/{report.parts[-6]}/experiments/"
+            f"{report.parts[-5]}/resources/NOTES/files",
+            params={"format": "json"},
+            auth=(DEMO_USER, DEMO_PASSWORD),
+            timeout=30,
+        ).json()["ResultSet"]["Result"]:
+            if row["URI"].endswith("/qc/report.txt"):
+                uri = row["URI"]
+        assert uri is not None
+        expected = direct(demo, uri)
+        assert len(expected) > 0
+        assert report.read_bytes() == expected
+        assert report.stat().st_size == len(expected)  # learned from the download
+        # mmap in another process: a page fault here would hold this process's GIL while the
+        # demo server, a thread of this process, has to answer the download behind it.
+        dicom = m.path / SESSION / "scans/3/DICOM/2.dcm"
+        script = (
+            "import mmap, sys, hashlib\n"
+            "with open(sys.argv[1], 'rb') as f:\n"
+            "    mm = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+            "    print(hashlib.md5(mm[:]).hexdigest())\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(dicom)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert out.stdout.strip() == hashlib.md5(dicom.read_bytes()).hexdigest()

@@ -98,6 +98,10 @@ class XnatOperations(pyfuse3.Operations):
         # pyfuse3 defaults both to 300 s; metadata must not look fresher than --metadata-ttl.
         attrs.entry_timeout = self.ttl
         attrs.attr_timeout = self.ttl
+        if node.file is not None and node.file.size is None:
+            # The size is learned by the first complete read; let the kernel ask again (it
+            # costs no request).
+            attrs.attr_timeout = 0
         return attrs
 
     # -- lookups and attributes --------------------------------------------------------------
