@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-import outcome
 import trio
 
 from xnatfs.errors import Unavailable
@@ -24,11 +23,13 @@ class Abandoned(Unavailable):
 
 
 class _Call(Generic[V]):
-    __slots__ = ("done", "result")
+    __slots__ = ("done", "error", "finished", "value")
 
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.result: outcome.Outcome[V] | None = None
+        self.finished = False
+        self.value: V | None = None
+        self.error: BaseException | None = None
 
 
 class SingleFlight(Generic[K, V]):
@@ -42,15 +43,21 @@ class SingleFlight(Generic[K, V]):
 
     async def run(self, key: K, fn: Callable[[], Awaitable[V]]) -> V:
         call = self._inflight.get(key)
-        if call is None:
-            call = self._inflight[key] = _Call()
-            try:
-                call.result = await outcome.acapture(fn)
-            finally:
-                del self._inflight[key]
-                call.done.set()
-        else:
+        if call is not None:
             await call.done.wait()
-        if call.result is None:  # the leader was cancelled before it finished
-            raise Abandoned("the request was cancelled before it finished")
-        return call.result.unwrap()
+            if call.error is not None:
+                raise call.error
+            if not call.finished:
+                raise Abandoned("the request was cancelled before it finished")
+            return call.value  # type: ignore[return-value]
+        call = self._inflight[key] = _Call()
+        try:
+            call.value = await fn()
+            call.finished = True
+            return call.value
+        except Exception as exc:
+            call.error = exc
+            raise
+        finally:
+            del self._inflight[key]
+            call.done.set()
