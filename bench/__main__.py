@@ -147,6 +147,8 @@ def run(options: Options, out_dir: Path, *, profile: bool = False) -> int:
     print(results.table())
     stamp = time.strftime("%Y%m%d-%H%M%S")
     kind = "smoke" if options.smoke else "quick" if options.quick else "full"
+    if len(options.scenarios) < len(SCENARIOS):
+        kind += "-" + "".join(options.scenarios)
     json_path = out_dir / f"bench-{kind}-{stamp}.json"
     results.write_json(json_path)
     json_path.with_suffix(".md").write_text(results.markdown(), encoding="utf-8")
