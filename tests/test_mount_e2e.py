@@ -415,3 +415,57 @@ def test_unknown_size_reads_completely_and_mmap_works(demo: DemoServer, tmp_path
             check=True,
         )
         assert out.stdout.strip() == hashlib.md5(dicom.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("via", ["id", "selector"])
+def test_copying_a_series_fetches_it_as_one_archive(
+    demo: DemoServer, tmp_path: Path, via: str
+) -> None:
+    with mount_demo(demo, tmp_path) as m:
+        scans = next((m.path / "STUDY").glob("*/*/scans/T1 MPRAGE")).parent
+        series = next((scans / "T1 MPRAGE/DICOM").iterdir())  # the scan's own files
+        source = series if via == "selector" else scans / series.name / "DICOM"
+        names = sorted(os.listdir(source))
+        assert len(names) > 100
+        demo.log.reset()
+        out = tmp_path / "copy"
+        subprocess.run(["cp", "-r", str(source), str(out)], check=True, timeout=300)
+        # Two single GETs reveal a series walk; one streamed zip brings the rest.
+        assert demo.log.count(kind="zip") == 1
+        assert demo.log.count(kind="file") <= 4
+        stats = mount_stats(m.path)
+        assert stats["prefetches"] == 1
+        for name in (names[0], names[len(names) // 2], names[-1]):
+            uri_part = f"/scans/{series.name}/"
+            row = next(
+                r
+                for r in requests.get(
+                    f"{demo.url}/data/experiments/{_experiment_id(demo, scans)}/scans/"
+                    f"{series.name}/files",
+                    params={"format": "json"},
+                    auth=(DEMO_USER, DEMO_PASSWORD),
+                    timeout=30,
+                ).json()["ResultSet"]["Result"]
+                if r["Name"] == name and uri_part in r["URI"] and r["collection"] == "DICOM"
+            )
+            assert (out / name).read_bytes() == direct(demo, row["URI"])
+        # Everything was admitted to the cache: reading again costs no request.
+        demo.log.reset()
+        deadline = time.monotonic() + 10
+        while int(mount_stats(m.path)["cache"]["entries"]) < len(names):  # type: ignore[index]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for name in names:
+            (source / name).read_bytes()
+        assert demo.log.count(kind="file") == 0 and demo.log.count(kind="zip") == 0
+
+
+def _experiment_id(demo: DemoServer, scans: Path) -> str:
+    subject_label, session_label = scans.parts[-3], scans.parts[-2]
+    rows = requests.get(
+        f"{demo.url}/data/projects/STUDY/subjects/{subject_label}/experiments",
+        params={"format": "json"},
+        auth=(DEMO_USER, DEMO_PASSWORD),
+        timeout=30,
+    ).json()["ResultSet"]["Result"]
+    return str(next(r["ID"] for r in rows if r["label"] == session_label))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import faulthandler
 import logging
 import os
+import resource
 import signal
 import time
 from collections.abc import Callable
@@ -70,6 +71,23 @@ def check_mountpoint(path: os.PathLike[str] | str) -> None:
     del st
 
 
+def raise_fd_limit(wanted: int = 65536) -> int:
+    """Raise the soft limit on open files towards the hard one; returns the soft limit.
+
+    Every open file and every running or prefetching download holds a descriptor, and a series
+    of a few thousand slices must not run into the common soft limit of 1024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            log.debug("could not raise the open-file limit above %d", soft)
+    return soft
+
+
 def fuse_options(cfg: MountConfig) -> set[str]:
     options = set(pyfuse3.default_options)
     options |= {"ro", "fsname=xnatfs", "subtype=xnatfs"}
@@ -101,6 +119,7 @@ def run(
     """
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
+    raise_fd_limit()
     check_mountpoint(cfg.mountpoint)
     client = build_client(cfg, credentials)
     try:
@@ -128,6 +147,7 @@ async def _serve(
             nursery,
             mode=cfg.prefetch,
             max_bytes=min(2 * 1024**3, cfg.cache_size // 2),
+            max_files=max(16, raise_fd_limit() // 4),
             parallel=max(1, cfg.max_connections // 2),
         )
         data = DataStore(remote, cache, nursery, prefetcher)

@@ -12,8 +12,9 @@ known size) are claimed as transfers, so readers wait on them as on any download
   files somebody is waiting on; the others are simply released.
 - `parallel`: single GETs of the claimed files, a few at a time, in listing order.
 
-Bytes go to disk, never to memory; a prefetch claims at most `max_bytes`, and only files of at
-most `max_file` bytes (large files are better served by their own streamed GET).
+Bytes go to disk, never to memory; a prefetch claims at most `max_bytes` in at most `max_files`
+files (each holds a descriptor), and only files of at most `max_file` bytes (large files are
+better served by their own streamed GET).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Prefetcher:
         mode: str = "auto",
         max_bytes: int = 2 * 1024**3,
         max_file: int = 64 * 1024**2,
+        max_files: int = 4096,
         parallel: int = 4,
     ) -> None:
         self._remote = remote
@@ -58,15 +60,23 @@ class Prefetcher:
         self.mode = "zip" if mode == "auto" else mode
         self.max_bytes = max_bytes
         self.max_file = max_file
+        self.max_files = max_files  # each claimed file holds a part file descriptor
         self.parallel = parallel
         self._recent: OrderedDict[Source, float] = OrderedDict()
         self._running: set[Source] = set()
+        # Listings whose archive matched none of their files: not tried again in this mount.
+        self._unhelpful: set[Source] = set()
         self.started = 0
 
     def note_miss(self, store: DataStore, remote: RemoteFile) -> None:
         """A read of `remote` missed the cache and started a single download."""
         listing = remote.listing
-        if self.mode == "off" or listing is None or listing in self._running:
+        if (
+            self.mode == "off"
+            or listing is None
+            or listing in self._running
+            or listing in self._unhelpful
+        ):
             return
         now = trio.current_time()
         last = self._recent.pop(listing, None)
@@ -94,17 +104,18 @@ class Prefetcher:
         finally:
             self._running.discard(listing)
 
-    def _claim(self, store: DataStore, files: list[RemoteFile]) -> dict[tuple[str, str], Transfer]:
-        claimed: dict[tuple[str, str], Transfer] = {}
+    def _claim(self, store: DataStore, files: list[RemoteFile]) -> dict[str, Transfer]:
+        """Claim what is worth fetching, keyed by URI (in listing order)."""
+        claimed: dict[str, Transfer] = {}
         budget = self.max_bytes
         for f in files:
             key = cache_key(f)
             if f.size is None or f.size > self.max_file or not store.wanted(key):
                 continue
-            if f.size > budget:
+            if f.size > budget or len(claimed) >= self.max_files:
                 break
             budget -= f.size
-            claimed[_match_key(f.uri)] = store.claim(key)
+            claimed[f.uri] = store.claim(key)
         return claimed
 
     async def _parallel(self, store: DataStore, transfers: list[Transfer]) -> None:
@@ -119,11 +130,9 @@ class Prefetcher:
             for t in transfers:
                 nursery.start_soon(one, t)
 
-    async def _zip(
-        self, store: DataStore, listing: Source, claimed: dict[tuple[str, str], Transfer]
-    ) -> None:
+    async def _zip(self, store: DataStore, listing: Source, claimed: dict[str, Transfer]) -> None:
         token = trio.lowlevel.current_trio_token()
-        owners = {owner for owner, _ in claimed}
+        match = _EntryMatcher(claimed)
         bulk = _Bulk(list(claimed.values()))
         handed: set[Transfer] = set()
 
@@ -149,7 +158,7 @@ class Prefetcher:
             # on the event loop.
             with self._remote.client.stream(listing.path, {"format": "zip"}) as chunks:
                 for entry, body in iter_zip(chunks):
-                    t = claimed.get(_entry_key(entry.name, owners))
+                    t = match(entry.name)
                     if t is None or not bulk.begin(t):
                         continue
                     md5 = hashlib.md5(usedforsecurity=False)
@@ -169,6 +178,9 @@ class Prefetcher:
         except Exception as exc:
             log.warning("bulk download of %s stopped: %s", listing.path, exc)
         finally:
+            if not handed:
+                log.info("the archive of %s held none of its files; not using it", listing.path)
+                self._unhelpful.add(listing)
             for t in claimed.values():
                 t.on_wait = None
                 if t in handed or t in bulk.stolen:
@@ -215,28 +227,47 @@ class _Bulk:
             return True
 
 
-def _match_key(uri: str) -> tuple[str, str]:
-    """(owner ID, path inside the resource) of a listing URI."""
-    owner = ""
+class _EntryMatcher:
+    """Finds the claimed file a zip entry such as `MR1/scans/1-T1/resources/DICOM/files/a.dcm`
+    holds, from the path inside the resource and, when several files share it, the owner.
+
+    Owners are matched loosely on purpose: entries name a scan `<ID>-<type>`, and XNAT may put
+    comma-joined scan IDs (`scans/2,11/`) in a listing URI when a selector matched several scans.
+    """
+
+    def __init__(self, claimed: dict[str, Transfer]) -> None:
+        self._by_rel: dict[str, list[tuple[frozenset[str], Transfer]]] = {}
+        for uri, t in claimed.items():
+            owners = frozenset(_owner_of(uri).split(","))
+            self._by_rel.setdefault(relative_file_path(uri), []).append((owners, t))
+
+    def __call__(self, name: str) -> Transfer | None:
+        head, sep, rel = name.partition("/files/")
+        candidates = self._by_rel.get(rel) if sep else None
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return candidates[0][1]
+        segment = _owner_segment(head)
+        best: tuple[int, Transfer | None] = (-1, None)
+        for owners, t in candidates:
+            for owner in owners:
+                if (segment == owner or segment.startswith(owner + "-")) and len(owner) > best[0]:
+                    best = (len(owner), t)
+        return best[1]
+
+
+def _owner_of(uri: str) -> str:
     for collection in _COLLECTIONS:
         if f"/{collection}/" in uri:
-            owner = scan_id_from_uri(uri, collection) or ""
-            break
-    return owner, relative_file_path(uri)
+            return scan_id_from_uri(uri, collection) or ""
+    return ""
 
 
-def _entry_key(name: str, owners: set[str]) -> tuple[str, str]:
-    """The same key for a zip entry such as `MR1/scans/1-T1/resources/DICOM/files/sub/a.dcm`."""
-    head, sep, rel = name.partition("/files/")
-    if not sep:
-        return "", name
+def _owner_segment(head: str) -> str:
+    """The path segment after `scans/` (or reconstructions/, assessors/) in a zip entry."""
     parts = head.split("/")
     for i, part in enumerate(parts[:-1]):
         if part in _COLLECTIONS:
-            segment = parts[i + 1]
-            best = ""
-            for owner in owners:
-                if (segment == owner or segment.startswith(owner + "-")) and len(owner) > len(best):
-                    best = owner
-            return best, rel
-    return "", rel
+            return parts[i + 1]
+    return ""
