@@ -24,7 +24,7 @@ import trio
 from xnatfs import systemd
 from xnatfs.config import MountConfig
 from xnatfs.credentials import Credentials
-from xnatfs.errors import ConfigError
+from xnatfs.errors import ConfigError, XnatfsError
 from xnatfs.filecache import DiskCache
 from xnatfs.fs import Filesystem
 from xnatfs.fuse_ops import XnatOperations
@@ -127,6 +127,13 @@ def run(
         cache = DiskCache(cfg.effective_cache_dir, cfg.cache_size)
         try:
             return trio.run(_serve, cfg, client, cache, ready or (lambda _msg: None))
+        except BaseExceptionGroup as group:
+            # Trio wraps what a nursery raises; a failure the user can act on (the mount point
+            # refused by the kernel, say) must still reach them as one line.
+            first = _first_xnatfs_error(group)
+            if first is None:
+                raise
+            raise first from None
         finally:
             cache.close()
     finally:
@@ -179,6 +186,17 @@ async def _serve(
                 data.downloads,
             )
     return 0
+
+
+def _first_xnatfs_error(group: BaseExceptionGroup[BaseException]) -> XnatfsError | None:
+    for exc in group.exceptions:
+        if isinstance(exc, XnatfsError):
+            return exc
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first_xnatfs_error(exc)
+            if found is not None:
+                return found
+    return None
 
 
 async def _root_mtime(listings: Listings) -> int:
