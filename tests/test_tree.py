@@ -1,18 +1,14 @@
-"""The mapping rules: listing rows -> named entries, and the requests behind each directory."""
+"""The mapping rules (tree, hierarchy, filedirs): listing rows -> named entries, and the
+requests behind each directory."""
 
 from __future__ import annotations
 
+from xnatfs.filedirs import FilesDir, GroupedFilesDir
+from xnatfs.hierarchy import ROOT_DIR, CollectionDir, ExperimentDir, OwnerDir, SelectorDir
 from xnatfs.tree import (
-    ROOT_DIR,
     SLASH_STANDIN,
     Children,
-    CollectionDir,
-    ExperimentDir,
-    FilesDir,
-    GroupedFilesDir,
     Node,
-    OwnerDir,
-    SelectorDir,
     Source,
     display_name,
     parse_time_ns,

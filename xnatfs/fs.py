@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from xnatfs.errors import NotFound, ReadOnly
 from xnatfs.handles import HandleTable
+from xnatfs.hierarchy import ROOT_DIR
 from xnatfs.inodes import ROOT_INODE, InodeTable
 from xnatfs.listing import Listings
 from xnatfs.transfer import DataStore, FileReader, cache_key
-from xnatfs.tree import ROOT_DIR, Children, Node, RemoteFile
+from xnatfs.tree import Children, Node, RemoteFile
 
 log = logging.getLogger(__name__)
 

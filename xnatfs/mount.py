@@ -28,12 +28,13 @@ from xnatfs.errors import ConfigError, XnatfsError
 from xnatfs.filecache import DiskCache
 from xnatfs.fs import Filesystem
 from xnatfs.fuse_ops import XnatOperations
+from xnatfs.hierarchy import ROOT_DIR
 from xnatfs.listing import Listings
 from xnatfs.mounthelper import clear_stale_mount
 from xnatfs.prefetch import Prefetcher
 from xnatfs.remote import AsyncXnat
 from xnatfs.transfer import DataStore
-from xnatfs.tree import ROOT_DIR, Node
+from xnatfs.tree import Node
 from xnatfs.xnat.client import XnatClient
 
 log = logging.getLogger(__name__)
