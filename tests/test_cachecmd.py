@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from xnatfs.cachecmd import cache_clear, cache_info, is_cache_dir, lock_holder
+from xnatfs.cachedir import read_lock_pid
 from xnatfs.errors import ConfigError
-from xnatfs.filecache import CacheKey, DiskCache, read_lock_pid
+from xnatfs.filecache import CacheKey, DiskCache
 
 REPO = Path(__file__).resolve().parents[1]
 

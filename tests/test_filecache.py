@@ -20,9 +20,10 @@ import pytest
 
 from tests.mountutil import mount_env, mounted
 from xnatfs import filecache
+from xnatfs.cachedir import entry_path
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, Site
 from xnatfs.errors import ConfigError, IntegrityError
-from xnatfs.filecache import CacheKey, DiskCache, entry_path
+from xnatfs.filecache import CacheKey, DiskCache
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xnatfs.config import default_cache_root
-from xnatfs.errors import ConfigError
-from xnatfs.filecache import (
+from xnatfs.cachedir import (
     DATA_DIR,
     LOCK_FILE,
     PART_SUFFIX,
@@ -32,6 +30,8 @@ from xnatfs.filecache import (
     read_lock_pid,
     try_lock,
 )
+from xnatfs.config import default_cache_root
+from xnatfs.errors import ConfigError
 
 
 def cache_info(root: Path | None = None) -> str:

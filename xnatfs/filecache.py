@@ -11,44 +11,43 @@ holds open (POSIX keeps an unlinked file readable through its fd), take space be
 Threads: every method runs on the trio thread only (cachetools is not thread-safe). Download
 threads touch nothing here but the fd and path that `create_part` handed out.
 
-On-disk layout (directories 0700, files 0600, nothing holds credentials):
-
-    root/lock            exclusive flock of the mounting process; holds its pid
-    root/stats.json      counters of the current or last mount (see `cachecmd`)
-    root/parts/*.part    downloads in progress; stray ones are removed at start
-    root/data/ab/<name>  complete entries, fanned out by the first two hex digits of the name
+The on-disk layout, the lock and the private-file helpers are in `cachedir`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import functools
 import hashlib
 import json
 import logging
 import os
-import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cachetools import LRUCache
 
+from xnatfs.cachedir import (
+    DATA_DIR,
+    PART_SUFFIX,
+    PARTS_DIR,
+    STATS_FILE,
+    entry_path,
+    in_use_message,
+    iter_entries,
+    make_private_dir,
+    try_lock,
+    write_private_json,
+)
 from xnatfs.errors import ConfigError, IntegrityError
 
 log = logging.getLogger(__name__)
 
-DATA_DIR = "data"
-PARTS_DIR = "parts"
-LOCK_FILE = "lock"
-STATS_FILE = "stats.json"
-PART_SUFFIX = ".part"
 STATS_INTERVAL = 5.0  # seconds between stats.json writes during a mount
-_ENTRY_NAME = re.compile(r"[0-9a-f]{64}")  # sha256 hex digest
 
 
 @dataclass(frozen=True)
@@ -93,99 +92,6 @@ class CacheStats:
     misses: int
     evictions: int
     rejected: int
-
-
-def is_entry_name(name: str) -> bool:
-    """Whether `name` looks like a cache entry file name (64 lower-case hex digits)."""
-    return _ENTRY_NAME.fullmatch(name) is not None
-
-
-def entry_path(root: Path, name: str) -> Path:
-    return root / DATA_DIR / name[:2] / name
-
-
-def read_lock_pid(root: Path) -> int | None:
-    """The pid written into `root/lock` by the process that holds (or last held) the lock."""
-    try:
-        text = (root / LOCK_FILE).read_text(encoding="ascii", errors="replace").strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def try_lock(root: Path) -> int | None:
-    """Take the exclusive, non-blocking flock on `root/lock`; return its fd, or None if held.
-
-    The lock belongs to the open file description, so it ends when the fd is closed or the
-    process dies (even by SIGKILL): a crashed mount never blocks the next one.
-    """
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def in_use_message(root: Path, advice: str = "give this mount its own --cache-dir") -> str:
-    """One line naming the directory, the holder's pid when known, and what to do."""
-    pid = read_lock_pid(root)
-    by = f" (pid {pid})" if pid is not None else ""
-    return f"cache directory {root} is in use by another xnatfs process{by}; {advice}"
-
-
-def iter_entries(root: Path) -> Iterator[os.DirEntry[str]]:
-    """Every entry file under `root/data`, in no particular order; other files are skipped."""
-    try:
-        fanouts = list(os.scandir(root / DATA_DIR))
-    except FileNotFoundError:
-        return
-    for fan in fanouts:
-        if not (len(fan.name) == 2 and fan.is_dir(follow_symlinks=False)):
-            continue
-        try:
-            files = list(os.scandir(fan.path))
-        except FileNotFoundError:
-            continue
-        for entry in files:
-            if (
-                is_entry_name(entry.name)
-                and entry.name.startswith(fan.name)
-                and entry.is_file(follow_symlinks=False)
-            ):
-                yield entry
-
-
-def write_private_json(path: Path, data: object) -> None:
-    """Atomically replace `path` with `data` as JSON, mode 0600."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def make_private_dir(path: Path, *, tighten: bool = True) -> None:
-    """Create `path` (and missing parents) as 0700; with `tighten`, make an existing one 0700.
-
-    The cache root is not tightened: `--cache-dir` may name a directory that other things
-    share (even /tmp), whose mode is not ours to change. Everything inside it is private.
-    """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if tighten:
-        st = path.stat()
-        if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid():
-            os.chmod(path, 0o700)
 
 
 class _LruIndex(LRUCache[str, int]):
