@@ -1,10 +1,9 @@
 """The synchronous XNAT client: listings, file downloads and archive streams over requests.
 
 Threads: every method may be called from any thread. Each thread gets its own
-`requests.Session` (requests does not promise that a Session is thread-safe); all of them share
-one server session: the `JSESSIONID` cookie the server last set is copied into each thread's
-cookie jar under a lock before a request. Basic credentials are sent on every request as well,
-so when XNAT's session expires it silently authenticates again and sets a new cookie.
+`requests.Session`, all sharing one server session (the `JSESSIONID` cookie; see `sessions.py`).
+Basic credentials are sent on every request as well, so when XNAT's session expires it silently
+authenticates again and sets a new cookie.
 
 Authentication failures: a 401, or a 200 that carries XNAT's login page (any HTML reply to a
 listing; for a file, HTML without `Content-Disposition` that contains the `Login.vm` marker),
@@ -16,10 +15,9 @@ exponential backoff (see `retry.py`); `Retry-After` seconds are honoured. A 500 
 in XNAT it comes from a failing handler (e.g. an unknown path below a session), and asking again
 gives the same answer, so it is reported at once as `Unavailable`.
 
-Environment: requests' own netrc lookup is disabled (a session-level auth object is always set,
-and redirects never pick up netrc credentials), so credentials come only from
-`xnatfs.credentials`. Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and `REQUESTS_CA_BUNDLE` keep
-working.
+Environment: requests' own netrc lookup is disabled (see `sessions.py`), so credentials come
+only from `xnatfs.credentials`. Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and
+`REQUESTS_CA_BUNDLE` keep working.
 
 Logging: one DEBUG line per HTTP exchange on the `xnatfs.http` logger (method, path and query,
 status, bytes, milliseconds). Passwords, Authorization headers and cookie values are never
@@ -28,23 +26,15 @@ logged and never appear in exception messages.
 
 from __future__ import annotations
 
-import copy
-import email.utils
-import json
 import logging
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.cookiejar import Cookie, CookieJar
-from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
-import requests.adapters
-import requests.auth
 
 from xnatfs import __version__
 from xnatfs.credentials import Credentials
@@ -57,6 +47,16 @@ from xnatfs.errors import (
     ProtocolError,
     Unavailable,
 )
+from xnatfs.xnat.replies import (
+    LOGIN_MARKER,
+    Reply,
+    Transient,
+    body_extent,
+    http_date,
+    is_login_page,
+    parse_result_set,
+    status_error,
+)
 from xnatfs.xnat.retry import (
     Attempts,
     RetriesExhausted,
@@ -65,14 +65,11 @@ from xnatfs.xnat.retry import (
     parse_retry_after,
     real_sleep,
 )
+from xnatfs.xnat.sessions import SessionPool
 
 log = logging.getLogger("xnatfs.http")
 
-LOGIN_MARKER = b"<!-- BEGIN xnat-templates/screens/Login.vm -->"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-SESSION_COOKIE = "JSESSIONID"
-# How much of an HTML file reply is held back to look for the login page marker.
-_HTML_SNIFF = 256 * 1024
 
 WriteCallback = Callable[[int, bytes], None]
 Rows = list[dict[str, str]]  # a name `list` inside XnatClient would shadow
@@ -105,86 +102,6 @@ class ClientStats:
     sessions: int = 0
 
 
-class _Transient(Exception):
-    """A failure worth another attempt; `cause` is a few words, `retry_after` from the server."""
-
-    def __init__(self, cause: str, retry_after: float | None = None) -> None:
-        super().__init__(cause)
-        self.cause = cause
-        self.retry_after = retry_after
-
-
-class _NoAuth(requests.auth.AuthBase):
-    """Stands in for "no credentials" so that requests does not look up netrc itself."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-class _Session(requests.Session):
-    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
-        # requests' version would apply netrc on redirects; keep our header or strip it when
-        # the redirect leaves the host, nothing else.
-        headers = prepared_request.headers
-        if "Authorization" in headers and self.should_strip_auth(  # type: ignore[no-untyped-call]
-            response.request.url, prepared_request.url
-        ):
-            del headers["Authorization"]
-
-
-class _Reply:
-    """An open streamed response plus any body bytes already read while classifying it."""
-
-    def __init__(self, resp: requests.Response, display: str, started: float) -> None:
-        self.resp = resp
-        self.head = b""
-        self.status = resp.status_code
-        self._display = display
-        self._started = started
-        self._bytes = 0
-        self._closed = False
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        return self.resp.headers
-
-    def read_some(self, size: int) -> bytes:
-        """What the socket has (at most `size` bytes, at least one unless at the end)."""
-        try:
-            data: bytes = self.resp.raw.read1(size, decode_content=True)
-        except Exception as exc:  # urllib3, http.client and socket errors alike
-            raise _Transient(describe(exc)) from None
-        self._bytes += len(data)
-        return data
-
-    def peek(self, limit: int) -> bytes:
-        """Read up to `limit` bytes into `head` (for classification) and return them."""
-        while len(self.head) < limit:
-            data = self.read_some(limit - len(self.head))
-            if not data:
-                break
-            self.head += data
-        return self.head
-
-    def chunks(self, size: int) -> Iterator[bytes]:
-        if self.head:
-            head, self.head = self.head, b""
-            yield head
-        while data := self.read_some(size):
-            yield data
-
-    def read_all(self) -> bytes:
-        return b"".join(self.chunks(256 * 1024))
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self.resp.close()
-        ms = (time.monotonic() - self._started) * 1000
-        log.debug("GET %s -> %d, %d bytes, %.0f ms", self._display, self.status, self._bytes, ms)
-
-
 class XnatClient:
     """Blocking access to one XNAT server's `/data` API (see the module docstring)."""
 
@@ -208,14 +125,11 @@ class XnatClient:
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
         self.policy = RetryPolicy(retries=retries, deadline=retry_deadline)
-        self._pool_size = pool_size
-        self._user_agent = user_agent
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
-        self._jsession: Cookie | None = None
-        self._counts = {"requests": 0, "retries": 0, "reauths": 0, "sessions": 0}
-        self._closed = False
+        self._pool = SessionPool(
+            self.base_url, credentials, pool_size=pool_size, user_agent=user_agent
+        )
+        self._lock = threading.Lock()  # guards _counts
+        self._counts = {"requests": 0, "retries": 0, "reauths": 0}
         # Seams for tests: time source and the wait between attempts.
         self._clock: Callable[[], float] = time.monotonic
         self._sleep: Callable[[float, threading.Event | None], None] = real_sleep
@@ -224,8 +138,9 @@ class XnatClient:
 
     @property
     def stats(self) -> ClientStats:
+        sessions = self._pool.created
         with self._lock:
-            return ClientStats(**self._counts)
+            return ClientStats(**self._counts, sessions=sessions)
 
     def list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, str]]:
         """The rows of a table listing (`path` percent-encoded, starting with `/data`).
@@ -272,7 +187,7 @@ class XnatClient:
                     reply.status == 206 and "Range" not in headers
                 ):
                     raise ProtocolError(f"GET {self._url(path)}: unexpected HTTP {reply.status}")
-                total, start = self._body_extent(reply, path)
+                total, start = body_extent(reply, path)
                 if reply.status == 206:
                     ranges_supported = True
                     if start != delivered:
@@ -281,7 +196,7 @@ class XnatClient:
                         )
                 elif "Range" in headers:
                     try_range = False  # the server sends whole files; skip instead
-                mtime = _http_date(reply.headers.get("Last-Modified"))
+                mtime = http_date(reply.headers.get("Last-Modified"))
                 if first is None:
                     accept = reply.headers.get("Accept-Ranges", "").lower()
                     ranges_supported = ranges_supported or accept == "bytes"
@@ -301,10 +216,10 @@ class XnatClient:
                         delivered += len(piece)
                     pos = end
                 if total is not None and delivered != total:
-                    raise _Transient("connection closed before the reply was complete")
+                    raise Transient("connection closed before the reply was complete")
                 status, ctype, mtime, _size = first
                 return DownloadInfo(delivered, status, ctype, mtime, ranges_supported)
-            except _Transient as exc:
+            except Transient as exc:
                 if delivered > before:
                     attempts.progressed()
                 self._retry_or_raise(attempts, exc)
@@ -327,7 +242,7 @@ class XnatClient:
         def body() -> Iterator[bytes]:
             try:
                 yield from reply.chunks(chunk_size)
-            except _Transient as exc:
+            except Transient as exc:
                 raise Unavailable(f"GET {url}: {exc.cause}") from None
 
         try:
@@ -377,11 +292,7 @@ class XnatClient:
 
     def close(self) -> None:
         """Close every thread's session and its connections. The client is unusable after."""
-        with self._lock:
-            self._closed = True
-            sessions = list(self._sessions)
-        for session in sessions:
-            session.close()
+        self._pool.close()
 
     # ----------------------------------------------------------------- requests
 
@@ -399,7 +310,7 @@ class XnatClient:
         self._count("retries")
         log.debug("%s; retrying in %.2f s", what, delay)
 
-    def _retry_or_raise(self, attempts: Attempts, exc: _Transient) -> None:
+    def _retry_or_raise(self, attempts: Attempts, exc: Transient) -> None:
         attempts.failed(exc.cause, exc.retry_after)
 
     def _list(self, path: str, params: Mapping[str, str] | None, attempts: Attempts) -> Rows:
@@ -410,12 +321,12 @@ class XnatClient:
                 if reply.status != 200:
                     raise ProtocolError(f"GET {self._url(path)}: unexpected HTTP {reply.status}")
                 body = reply.read_all()
-            except _Transient as exc:
+            except Transient as exc:
                 self._retry_or_raise(attempts, exc)
                 continue
             finally:
                 reply.close()
-            return _parse_result_set(body, self._url(path))
+            return parse_result_set(body, self._url(path))
 
     def _open(
         self,
@@ -425,7 +336,7 @@ class XnatClient:
         attempts: Attempts,
         *,
         listing: bool,
-    ) -> _Reply:
+    ) -> Reply:
         """Send GET until a reply worth reading arrives; map statuses to errors.
 
         Returns an open reply with status 2xx (or 416 to a Range request); the caller closes it.
@@ -436,12 +347,12 @@ class XnatClient:
             attempts.check_cancel()
             try:
                 reply, sent_cookie = self._send(path, params, headers)
-            except _Transient as exc:
+            except Transient as exc:
                 self._retry_or_raise(attempts, exc)
                 continue
             try:
-                login_page = self._is_login_page(reply, listing)
-            except _Transient as exc:
+                login_page = is_login_page(reply, listing)
+            except Transient as exc:
                 reply.close()
                 self._retry_or_raise(attempts, exc)
                 continue
@@ -454,27 +365,27 @@ class XnatClient:
                     raise self._auth_error(path)
                 reauthed = True
                 self._count("reauths")
-                self._drop_cookie(sent_cookie)
+                self._pool.drop_cookie(sent_cookie)
                 continue
             if status in RETRY_STATUSES:
                 retry_after = parse_retry_after(reply.headers.get("Retry-After"))
                 reply.close()
-                self._retry_or_raise(attempts, _Transient(f"HTTP {status}", retry_after))
+                self._retry_or_raise(attempts, Transient(f"HTTP {status}", retry_after))
                 continue
             if 200 <= status < 300 or (status == 416 and "Range" in headers):
                 return reply
-            message = self._server_message(reply)
+            error = status_error(reply, self._url(path))
             reply.close()
-            raise self._status_error(status, path, message)
+            raise error
 
     def _send(
         self, path: str, params: Mapping[str, str] | None, headers: Mapping[str, str]
-    ) -> tuple[_Reply, str | None]:
+    ) -> tuple[Reply, str | None]:
         """One HTTP exchange up to the response headers; returns the reply and the cookie sent."""
-        if self._closed:
+        if self._pool.closed:
             raise Unavailable(f"{self.base_url}: client closed")
-        session = self._session()
-        sent_cookie = self._cookie_in(session)
+        session = self._pool.session()
+        sent_cookie = self._pool.cookie_in(session)
         display = path + ("?" + urlencode(params) if params else "")
         started = time.monotonic()
         self._count("requests")
@@ -496,25 +407,9 @@ class XnatClient:
             cause = describe(exc)
             ms = (time.monotonic() - started) * 1000
             log.debug("GET %s -> failed (%s), %.0f ms", display, cause, ms)
-            raise _Transient(cause) from None
-        self._cookie_out(session, resp)
-        return _Reply(resp, display, started), sent_cookie
-
-    def _is_login_page(self, reply: _Reply, listing: bool) -> bool:
-        if reply.status != 200:
-            return False
-        ctype = reply.headers.get("Content-Type", "").lower()
-        if listing:
-            head = reply.peek(1024)
-            start = head.lstrip()[:15].lower()
-            if "text/html" in ctype or start.startswith((b"<!doctype", b"<html")):
-                reply.peek(_HTML_SNIFF)
-                return True
-            return False
-        # A file may legitimately be HTML; XNAT sends files with Content-Disposition.
-        if "text/html" in ctype and "Content-Disposition" not in reply.headers:
-            return LOGIN_MARKER in reply.peek(_HTML_SNIFF)
-        return False
+            raise Transient(cause) from None
+        self._pool.cookie_out(session, resp)
+        return Reply(resp, display, started), sent_cookie
 
     def _auth_error(self, path: str) -> AccessDenied:
         if self._credentials is not None:
@@ -523,188 +418,13 @@ class XnatClient:
             )
         return AccessDenied(f"GET {self._url(path)}: XNAT requires a login (no credentials set)")
 
-    def _status_error(self, status: int, path: str, message: str) -> Exception:
-        detail = f": {message}" if message else ""
-        url = self._url(path)
-        if status == 404 or status == 410:
-            return NotFound(f"not found: {url}{detail}")
-        if status == 403:
-            return AccessDenied(f"access denied: {url}{detail}")
-        if status >= 500:
-            return Unavailable(f"GET {url}: server error {status}{detail}")
-        return ProtocolError(f"GET {url}: unexpected HTTP {status}{detail}")
-
-    @staticmethod
-    def _server_message(reply: _Reply) -> str:
-        """The `<h3>` of a Restlet status page, or a short plain-text body; "" otherwise."""
-        try:
-            body = reply.peek(4096)
-        except _Transient:
-            return ""
-        text = body.decode("utf-8", "replace")
-        lower = text.lower()
-        if "<h3>" in lower and "</h3>" in lower:
-            text = text[lower.index("<h3>") + 4 : lower.index("</h3>")]
-        elif "<" in text:
-            return ""
-        text = " ".join(text.split())
-        return text[:200]
-
-    @staticmethod
-    def _body_extent(reply: _Reply, path: str) -> tuple[int | None, int]:
-        """(full file length if known, offset of the first body byte)."""
-        encoding = reply.headers.get("Content-Encoding", "identity").lower()
-        if encoding not in ("", "identity"):
-            return None, 0
-        length = _int_header(reply.headers.get("Content-Length"))
-        if reply.status != 206:
-            return length, 0
-        content_range = reply.headers.get("Content-Range", "")
-        try:
-            unit, _, spec = content_range.partition(" ")
-            span, _, total = spec.partition("/")
-            first, _, _last = span.partition("-")
-            if unit != "bytes":
-                raise ValueError(unit)
-            return (None if total == "*" else int(total)), int(first)
-        except ValueError:
-            raise ProtocolError(f"GET {path}: malformed Content-Range") from None
-
     def _url(self, path: str) -> str:
         return self.base_url + path
-
-    # ----------------------------------------------------------------- sessions and cookies
-
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is not None:
-            return session
-        session = _Session()
-        session.headers["User-Agent"] = self._user_agent
-        if self._credentials is not None:
-            session.auth = requests.auth.HTTPBasicAuth(
-                self._credentials.user, self._credentials.password
-            )
-        else:
-            session.auth = _NoAuth()
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=1, pool_maxsize=self._pool_size, max_retries=0
-        )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        with self._lock:
-            if self._closed:
-                session.close()
-                raise Unavailable(f"{self.base_url}: client closed")
-            self._sessions.add(session)
-            self._counts["sessions"] += 1
-        self._local.session = session
-        # Worker threads come and go (trio retires idle ones); close their pools with them.
-        weakref.finalize(threading.current_thread(), session.close)
-        return session
-
-    def _cookie_in(self, session: requests.Session) -> str | None:
-        """Make this thread's jar carry the shared session cookie; return the value sent."""
-        with self._lock:
-            shared = self._jsession
-        jar = session.cookies
-        mine = _find_cookie(jar)
-        if shared is None:
-            if mine is not None:
-                _clear_cookie(jar)
-            return None
-        if mine is None or mine.value != shared.value:
-            _clear_cookie(jar)
-            jar.set_cookie(copy.copy(shared))
-        return shared.value
-
-    def _cookie_out(self, session: requests.Session, resp: requests.Response) -> None:
-        """Publish a session cookie the server just set, for the other threads."""
-        if not any(c.name == SESSION_COOKIE for r in (*resp.history, resp) for c in r.cookies):
-            return
-        cookie = _find_cookie(session.cookies)
-        if cookie is not None:
-            with self._lock:
-                self._jsession = copy.copy(cookie)
-
-    def _drop_cookie(self, sent: str | None) -> None:
-        """Forget the server session that was refused (unless another thread replaced it)."""
-        with self._lock:
-            if self._jsession is not None and self._jsession.value == sent:
-                self._jsession = None
-        session = self._session()
-        mine = _find_cookie(session.cookies)
-        if mine is not None and mine.value == sent:
-            _clear_cookie(session.cookies)
 
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
 
 
-# --------------------------------------------------------------------- helpers
-
-
-def _find_cookie(jar: CookieJar) -> Cookie | None:
-    for cookie in jar:
-        if cookie.name == SESSION_COOKIE:
-            return cookie
-    return None
-
-
-def _clear_cookie(jar: CookieJar) -> None:
-    for cookie in [c for c in jar if c.name == SESSION_COOKIE]:
-        jar.clear(cookie.domain, cookie.path, cookie.name)
-
-
 def _differs(a: float | None, b: float | None) -> bool:
     return a is not None and b is not None and a != b
-
-
-def _int_header(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        number = int(value.strip())
-    except ValueError:
-        return None
-    return number if number >= 0 else None
-
-
-def _http_date(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-
-
-def _cell(value: object, url: str) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    raise ProtocolError(f"GET {url}: a listing cell is not a plain value")
-
-
-def _parse_result_set(body: bytes, url: str) -> list[dict[str, str]]:
-    """Validate `{"ResultSet": {"Result": [...]}}` and return its rows with string values."""
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ProtocolError(f"GET {url}: the reply is not JSON") from None
-    result_set = doc.get("ResultSet") if isinstance(doc, dict) else None
-    rows = result_set.get("Result") if isinstance(result_set, dict) else None
-    if not isinstance(rows, list):
-        raise ProtocolError(f"GET {url}: the reply has no ResultSet.Result list")
-    out: list[dict[str, str]] = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise ProtocolError(f"GET {url}: a listing row is not an object")
-        out.append({str(k): _cell(v, url) for k, v in row.items()})
-    return out

@@ -1,0 +1,160 @@
+"""Per-thread `requests.Session` objects that share one XNAT server session.
+
+requests does not promise that a Session is thread-safe, so each thread gets its own; all of
+them share one server session: the `JSESSIONID` cookie the server last set is copied into each
+thread's cookie jar under a lock before a request. Basic credentials are sent on every request
+as well, so when XNAT's session expires it silently authenticates again and sets a new cookie.
+
+requests' own netrc lookup is disabled: a session-level auth object is always set, and
+redirects never pick up netrc credentials. Cookie values are never logged.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import weakref
+from http.cookiejar import Cookie, CookieJar
+from typing import Any
+
+import requests
+import requests.adapters
+import requests.auth
+
+from xnatfs.credentials import Credentials
+from xnatfs.errors import Unavailable
+
+SESSION_COOKIE = "JSESSIONID"
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """Stands in for "no credentials" so that requests does not look up netrc itself."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class _Session(requests.Session):
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
+        # requests' version would apply netrc on redirects; keep our header or strip it when
+        # the redirect leaves the host, nothing else.
+        headers = prepared_request.headers
+        if "Authorization" in headers and self.should_strip_auth(  # type: ignore[no-untyped-call]
+            response.request.url, prepared_request.url
+        ):
+            del headers["Authorization"]
+
+
+class SessionPool:
+    """One `requests.Session` per calling thread, plus the shared session cookie.
+
+    Every method may be called from any thread. After `close()` no new session is handed out
+    (`session()` raises Unavailable) and `closed` is True.
+    """
+
+    def __init__(
+        self, base_url: str, credentials: Credentials | None, *, pool_size: int, user_agent: str
+    ) -> None:
+        self._base_url = base_url
+        self._credentials = credentials
+        self._pool_size = pool_size
+        self._user_agent = user_agent
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sessions: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+        self._jsession: Cookie | None = None
+        self._created = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def created(self) -> int:
+        """How many sessions were created (one per thread that asked for one)."""
+        with self._lock:
+            return self._created
+
+    def session(self) -> requests.Session:
+        """This thread's session, created on first use."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is not None:
+            return session
+        session = _Session()
+        session.headers["User-Agent"] = self._user_agent
+        if self._credentials is not None:
+            session.auth = requests.auth.HTTPBasicAuth(
+                self._credentials.user, self._credentials.password
+            )
+        else:
+            session.auth = _NoAuth()
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=1, pool_maxsize=self._pool_size, max_retries=0
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        with self._lock:
+            if self._closed:
+                session.close()
+                raise Unavailable(f"{self._base_url}: client closed")
+            self._sessions.add(session)
+            self._created += 1
+        self._local.session = session
+        # Worker threads come and go (trio retires idle ones); close their pools with them.
+        weakref.finalize(threading.current_thread(), session.close)
+        return session
+
+    def cookie_in(self, session: requests.Session) -> str | None:
+        """Make this thread's jar carry the shared session cookie; return the value sent."""
+        with self._lock:
+            shared = self._jsession
+        jar = session.cookies
+        mine = _find_cookie(jar)
+        if shared is None:
+            if mine is not None:
+                _clear_cookie(jar)
+            return None
+        if mine is None or mine.value != shared.value:
+            _clear_cookie(jar)
+            jar.set_cookie(copy.copy(shared))
+        return shared.value
+
+    def cookie_out(self, session: requests.Session, resp: requests.Response) -> None:
+        """Publish a session cookie the server just set, for the other threads."""
+        if not any(c.name == SESSION_COOKIE for r in (*resp.history, resp) for c in r.cookies):
+            return
+        cookie = _find_cookie(session.cookies)
+        if cookie is not None:
+            with self._lock:
+                self._jsession = copy.copy(cookie)
+
+    def drop_cookie(self, sent: str | None) -> None:
+        """Forget the server session that was refused (unless another thread replaced it)."""
+        with self._lock:
+            if self._jsession is not None and self._jsession.value == sent:
+                self._jsession = None
+        session = self.session()
+        mine = _find_cookie(session.cookies)
+        if mine is not None and mine.value == sent:
+            _clear_cookie(session.cookies)
+
+    def close(self) -> None:
+        """Close every thread's session and its connections."""
+        with self._lock:
+            self._closed = True
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.close()
+
+
+def _find_cookie(jar: CookieJar) -> Cookie | None:
+    for cookie in jar:
+        if cookie.name == SESSION_COOKIE:
+            return cookie
+    return None
+
+
+def _clear_cookie(jar: CookieJar) -> None:
+    for cookie in [c for c in jar if c.name == SESSION_COOKIE]:
+        jar.clear(cookie.domain, cookie.path, cookie.name)
