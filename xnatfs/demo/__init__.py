@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from types import TracebackType
 
 from xnatfs.demo.auth import AuthStore
+from xnatfs.demo.demo_site import build_demo_site
 from xnatfs.demo.faults import Faults, LogEntry, RequestLog
 from xnatfs.demo.server import DemoApp, DemoHTTPServer
-from xnatfs.demo.site import Site, build_demo_site
+from xnatfs.demo.site import Site
 
 DEMO_USER = "demo"
 DEMO_PASSWORD = "demo"

@@ -1,5 +1,6 @@
 """The HTTP side of the demo server: connection handling, authentication, fault injection,
-response writing and the request log. What each URL means lives in `handlers.py`.
+response writing and the request log. What each URL means lives in `handlers.py` (the routing
+table) and the handler modules it routes to.
 
 One thread per connection (`ThreadingHTTPServer`, HTTP/1.1 keep-alive). For every request:
 context path -> `down` -> latency -> injected failure -> route -> authentication -> handler ->

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from xnatfs.demo.faults import Kind
 
+JSON = "application/json"
+
 REASONS = {
     200: "OK",
     204: "No Content",

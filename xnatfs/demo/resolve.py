@@ -1,0 +1,116 @@
+"""What a request path names: path variables turned into model objects, with XNAT's visibility
+(404) and read-permission (403) checks, and the catalogs a request selects.
+
+Called by the route handlers with `Site.lock` held.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from xnatfs.demo import listings, selectors
+from xnatfs.demo.listings import Catalog, Scope
+from xnatfs.demo.model import Experiment, Project
+from xnatfs.demo.wire import HttpError, Request
+
+if TYPE_CHECKING:
+    from xnatfs.demo.server import DemoApp
+
+
+def _readable(app: DemoApp, project: Project, user: str, what: str = "data") -> None:
+    if not project.readable_by(user):
+        raise HttpError(403, f"Unable to read {what} for Project: {project.id}")
+
+
+def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
+    """Turn the path variables into model objects, enforcing visibility (404) and read
+    permission (403) the way XNAT does for private and protected projects. Only the project
+    item itself (`what=""`) may be read without read permission on the project's data."""
+    site, user = app.site, req.user
+    scope = Scope(path_has_project="P" in v, path_has_subject="S" in v)
+    project: Project | None = None
+    if "P" in v:
+        project = site.project(selectors.decode_segment(v["P"]))
+        if project is None or not project.visible_to(user):
+            raise HttpError(404, "Unable to identify project")
+        scope.project = project
+        if what:
+            _readable(app, project, user, what)
+    if "S" in v:
+        ref = selectors.decode_segment(v["S"])
+        if project is not None:
+            subject = site.find_subject(project, ref)
+        else:
+            subject = site.subject_by_id(ref)
+            if subject is not None:
+                owner = site.project(subject.project)
+                assert owner is not None
+                if not owner.visible_to(user):
+                    subject = None
+                else:
+                    _readable(app, owner, user, "subjects")
+                    scope.project = owner
+        if subject is None:
+            raise HttpError(404, "Unable to identify subject")
+        scope.subject = subject
+    if "E" in v:
+        ref = selectors.decode_segment(v["E"])
+        exp: Experiment | None
+        if project is not None:
+            exp = site.find_experiment(project, ref)
+            if exp is not None and exp.project != project.id:
+                exp = None
+        else:
+            exp = site.experiment_by_id(ref)
+            if exp is None and (found := site.assessor_by_id(ref)) is not None:
+                # /data/experiments/{ASSESSOR_ID}: the assessor itself, resources default "out".
+                exp, assessor = found
+                scope.assessors = [assessor]
+        if exp is not None and scope.subject is not None and exp.subject_id != scope.subject.id:
+            exp = None
+        if exp is not None and project is None:
+            owner = site.project(exp.project)
+            assert owner is not None
+            if not owner.visible_to(user):
+                exp = None
+            else:
+                _readable(app, owner, user, "experiments")
+                scope.project = owner
+        if exp is None:
+            raise HttpError(404, "Unable to find the specified experiment.")
+        scope.experiment = exp
+        if scope.subject is None:
+            scope.subject = site.subject_by_id(exp.subject_id)
+    exp = scope.experiment
+    if exp is not None:
+        if "SC" in v:
+            scope.scans = selectors.match_scans(list(exp.scans.values()), v["SC"])
+        if "R" in v:
+            scope.recons = selectors.match_reconstructions(
+                list(exp.reconstructions.values()), v["R"]
+            )
+        if "A" in v:
+            scope.assessors = selectors.match_assessors(list(exp.assessors.values()), v["A"])
+    if v.get("T", "out").lower() == "in":
+        scope.direction = "in"
+    return scope
+
+
+def require_match(scope: Scope) -> None:
+    for found, what in ((scope.scans, "scan"), (scope.recons, "reconstruction"),
+                        (scope.assessors, "assessor")):  # fmt: skip
+        if found is not None and not found:
+            raise HttpError(404, f"Unable to identify {what}")
+
+
+def project_readable(app: DemoApp, project_id: str, user: str) -> bool:
+    project = app.site.project(project_id)
+    return project is not None and project.readable_by(user)
+
+
+def selected_catalogs(scope: Scope, v: dict[str, str]) -> list[Catalog]:
+    cats = listings.catalogs(scope)
+    if "RES" in v:
+        chosen = {id(r) for r in selectors.match_resources([c.resource for c in cats], v["RES"])}
+        cats = [c for c in cats if id(c.resource) in chosen]
+    return cats

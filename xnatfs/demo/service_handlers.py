@@ -1,0 +1,127 @@
+"""Route handlers outside the archive: sessions, tokens, site information, the web UI's entry
+points, and what xnatpy reads to build its object model (schemas, search elements)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, unquote
+
+from xnatfs.demo import items
+from xnatfs.demo.listing_handlers import table
+from xnatfs.demo.wire import JSON, HttpError, Request, Response, login_page, restlet_page
+
+if TYPE_CHECKING:
+    from xnatfs.demo.server import DemoApp
+
+BUILD_INFO = {
+    "version": "1.8.10",
+    "buildNumber": "demo",
+    "buildDate": "Tue Jan 09 10:00:00 UTC 2024",
+    "sha": "d3m0",
+    "isDirty": "false",
+    "branch": "demo",
+    "commit": "d3m0",
+    "tag": "1.8.10",
+}
+
+
+# --- sessions, tokens ---------------------------------------------------------------------------
+
+
+def jsession(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    if req.method == "DELETE":
+        if req.session_id:
+            app.auth.drop_session(req.session_id)
+        return Response(200, b"", "text/plain")
+    sid = req.session_id or ""
+    return Response(200, sid.encode(), "text/plain")
+
+
+def services_auth(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    """PUT/POST form `username`/`password`: a new session, its ID as the body."""
+    if req.method not in ("PUT", "POST"):
+        raise HttpError(405)
+    form = {k: vals[0] for k, vals in parse_qs(req.body.decode("utf-8", "replace")).items()}
+    username = form.get("username", form.get("j_username", ""))
+    password = form.get("password", form.get("j_password", ""))
+    user = app.auth.check(username, password) if username else None
+    if user is None:
+        raise HttpError(401, "Authentication failed.")
+    sid = app.auth.new_session(user)
+    req.user, req.session_id = user, sid
+    resp = Response(200, sid.encode(), "text/plain")
+    resp.headers.append(("Set-Cookie", app.session_cookie(sid)))
+    return resp
+
+
+def auth_check(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    return Response(200, f"User '{req.user}' is logged in".encode(), "text/plain")
+
+
+def token_issue(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    return Response(200, json.dumps(app.auth.issue_token(req.user)).encode(), JSON)
+
+
+def token_validate(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    user = app.auth.validate_token(unquote(v["ALIAS"]), unquote(v["SECRET"]))
+    if user is None:
+        raise HttpError(401, "Invalid token")
+    return Response(200, json.dumps({"valid": user}).encode(), JSON)
+
+
+def token_invalidate(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    if not app.auth.invalidate_token(unquote(v["ALIAS"])):
+        raise HttpError(404)
+    return Response(200, json.dumps({"result": "OK"}).encode(), JSON)
+
+
+# --- site information, web UI -------------------------------------------------------------------
+
+
+def build_info(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    info = dict(BUILD_INFO, timestamp=str(int(time.time() * 1000)), hostName="localhost",
+                displayHostName="localhost", nodeId="")  # fmt: skip
+    if "KEY" in v:
+        if v["KEY"] not in info:
+            raise HttpError(404)
+        return Response(200, info[v["KEY"]].encode(), "text/plain")
+    return Response(200, json.dumps(info).encode(), JSON)
+
+
+def root(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    """The web UI's entry point: unauthenticated browsers land on the login page."""
+    location = f"{req.context_path}/app/template/Login.vm"
+    return Response(302, b"", "text/html", [("Location", location)])
+
+
+def login(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    return login_page(req.context_path)
+
+
+def not_found(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    return restlet_page(404)
+
+
+# --- data types ---------------------------------------------------------------------------------
+
+
+def schemas(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    """The data-type schemas clients such as xnatpy build their object model from."""
+    if "SCHEMA" not in v:
+        return Response(200, json.dumps(items.SCHEMA_NAMES).encode(), JSON)
+    text = items.schema(v["SCHEMA"])
+    if text is None:
+        raise HttpError(404)
+    return Response(200, text, "application/xml")
+
+
+def search_elements(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+    """The searchable data types (`/data/search/elements`) and their display fields."""
+    if "ELEMENT" not in v:
+        return table(req, items.search_elements(app.site))
+    found = items.search_fields(unquote(v["ELEMENT"]))
+    if found is None:
+        raise HttpError(404)
+    return table(req, found)
