@@ -30,7 +30,7 @@ import trio
 from xnatfs.errors import Unavailable
 from xnatfs.listing import Listings
 from xnatfs.remote import AsyncXnat
-from xnatfs.transfer import DataStore, Transfer, cache_key
+from xnatfs.transfer import DataStore, Transfer, cache_key, pwrite_all
 from xnatfs.tree import RemoteFile, Source, remote_file
 from xnatfs.xnat.paths import relative_file_path, scan_id_from_uri
 from xnatfs.zipstream import iter_zip
@@ -164,7 +164,7 @@ class Prefetcher:
                     md5 = hashlib.md5(usedforsecurity=False)
                     offset = 0
                     for data in body:
-                        os.pwrite(t.fd, data, offset)
+                        pwrite_all(t.fd, data, offset)
                         md5.update(data)
                         offset += len(data)
                         token.run_sync_soon(t.advance, offset)

@@ -265,7 +265,7 @@ class DataStore:
         def write(offset: int, chunk: bytes) -> None:
             # Worker thread: only this transfer's fd and its own hash object are touched here.
             # Progress is queued to trio in order without waiting (run_sync_soon).
-            os.pwrite(t.fd, chunk, offset)
+            pwrite_all(t.fd, chunk, offset)
             md5.update(chunk)
             token.run_sync_soon(t.advance, offset + len(chunk))
 
@@ -282,6 +282,8 @@ class DataStore:
                     "disk full while caching %s; freed %d bytes, retrying", t.key.uri, freed
                 )
                 md5 = hashlib.md5(usedforsecurity=False)
+                # Readers must not take the old byte count for the new, empty file.
+                t.advance(0)
                 os.ftruncate(t.fd, 0)
                 await self._remote.download(path, write, self.cancel)
         except XnatfsError as exc:
@@ -298,6 +300,21 @@ class DataStore:
             self.settle(t, Unavailable(f"download of {t.key.uri} stopped"))
             raise
         self.complete(t, md5.hexdigest())
+
+
+def pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of `data` at `offset`, or raise.
+
+    `pwrite` may write less than asked when the disk fills up; ignoring that would leave a hole
+    behind bytes that were hashed and reported as written, and so serve and cache wrong bytes.
+    """
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+        offset += n
 
 
 def _fsync_all(fds: list[int]) -> dict[int, OSError]:
