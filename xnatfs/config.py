@@ -83,7 +83,11 @@ PREFETCH_MODES = ("auto", "zip", "parallel", "off")
 
 
 def default_cache_root() -> Path:
-    """`$XDG_CACHE_HOME/xnatfs`, or `~/.cache/xnatfs`; `/var/cache/xnatfs` when HOME is unset."""
+    """systemd's `$CACHE_DIRECTORY` (a unit's `CacheDirectory=`), else `$XDG_CACHE_HOME/xnatfs`,
+    else `~/.cache/xnatfs`; `/var/cache/xnatfs` when HOME is unset."""
+    systemd_dir = os.environ.get("CACHE_DIRECTORY")
+    if systemd_dir:
+        return Path(systemd_dir.split(":")[0])
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg:
         return Path(xdg) / "xnatfs"
