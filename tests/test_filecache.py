@@ -723,3 +723,26 @@ def test_a_second_mount_on_the_same_cache_is_refused(tmp_path: Path) -> None:
         assert str(m.cache_dir) in line and f"pid {m.proc.pid}" in line
         assert "--cache-dir" in line
         assert not os.path.ismount(other)
+
+
+def test_a_clean_close_saves_the_order_and_the_next_start_consumes_it(root: Path) -> None:
+    with DiskCache(root, 300) as cache:
+        a = put(cache, "/data/a", b"a" * 100)
+        b = put(cache, "/data/b", b"b" * 100)
+        read(cache, a)  # order now b, a
+    saved = root / "index"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert saved.read_text().splitlines()[1:] == [f"{b.name()} 100", f"{a.name()} 100"]
+    with DiskCache(root, 300) as cache:
+        assert not saved.exists()  # a crash from here on leaves no stale index behind
+        put(cache, "/data/c", b"c" * 100)
+        put(cache, "/data/d", b"d" * 100)  # evicts b, the least recent
+        assert read(cache, b) is None and read(cache, a) == b"a" * 100
+
+
+def test_a_damaged_or_missing_index_falls_back_to_a_scan(root: Path) -> None:
+    with DiskCache(root, 300) as cache:
+        a = put(cache, "/data/a", b"a" * 100)
+    (root / "index").write_text("xnatfs-cache-index 1\nnot-a-name 12\n")
+    with DiskCache(root, 300) as cache:
+        assert cache.stats().entries == 1 and read(cache, a) == b"a" * 100

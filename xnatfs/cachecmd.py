@@ -21,6 +21,7 @@ from typing import Any
 
 from xnatfs.cachedir import (
     DATA_DIR,
+    INDEX_FILE,
     LOCK_FILE,
     PART_SUFFIX,
     PARTS_DIR,
@@ -164,8 +165,9 @@ def _clear_one(cache: Path) -> str:
     for entry in _part_entries(cache):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(cache / STATS_FILE)
+    for name in (STATS_FILE, INDEX_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(cache / name)
     text = f"{cache}: removed {count:,} entries ({_human(total)})"
     if parts:
         text += f" and {parts} unfinished download(s)"

@@ -1,6 +1,7 @@
 """The cache directory's layout, lock and private files (shared by the cache and `cachecmd`).
 
     root/lock            exclusive flock of the mounting process; holds its pid
+    root/index           the LRU order and sizes, written by a clean unmount, consumed at start
     root/stats.json      counters of the current or last mount (see `cachecmd`)
     root/parts/*.part    downloads in progress; stray ones are removed at start
     root/data/ab/<name>  complete entries, fanned out by the first two hex digits of the name
@@ -23,6 +24,8 @@ DATA_DIR = "data"
 PARTS_DIR = "parts"
 LOCK_FILE = "lock"
 STATS_FILE = "stats.json"
+INDEX_FILE = "index"
+INDEX_HEADER = "xnatfs-cache-index 1"
 PART_SUFFIX = ".part"
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}")  # sha256 hex digest
 
@@ -94,12 +97,16 @@ def iter_entries(root: Path) -> Iterator[os.DirEntry[str]]:
 
 def write_private_json(path: Path, data: object) -> None:
     """Atomically replace `path` with `data` as JSON, mode 0600."""
+    write_private_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Atomically replace `path` with `text`, mode 0600."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,15 +34,19 @@ from cachetools import LRUCache
 
 from xnatfs.cachedir import (
     DATA_DIR,
+    INDEX_FILE,
+    INDEX_HEADER,
     PART_SUFFIX,
     PARTS_DIR,
     STATS_FILE,
     entry_path,
     in_use_message,
+    is_entry_name,
     iter_entries,
     make_private_dir,
     try_lock,
     write_private_json,
+    write_private_text,
 )
 from xnatfs.errors import ConfigError, IntegrityError
 
@@ -102,8 +107,20 @@ class _LruIndex(LRUCache[str, int]):
     """
 
     def __init__(self, maxsize: int, on_evict: Callable[[str, int], None]) -> None:
+        # Our own copy of the recency order (cachetools keeps its own privately), so the
+        # order can be saved at unmount.
+        self._recency: OrderedDict[str, None] = OrderedDict()
         super().__init__(maxsize=maxsize, getsizeof=_identity)
         self._on_evict = on_evict
+
+    def __setitem__(self, name: str, size: int) -> None:
+        super().__setitem__(name, size)
+        self._recency[name] = None
+        self._recency.move_to_end(name)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._recency.pop(name, None)
 
     def popitem(self) -> tuple[str, int]:
         name, size = super().popitem()
@@ -113,6 +130,11 @@ class _LruIndex(LRUCache[str, int]):
     def touch(self, name: str) -> None:
         """Mark `name` most recently used (a cachetools lookup does exactly that)."""
         self[name]
+        self._recency.move_to_end(name)
+
+    def in_lru_order(self) -> list[tuple[str, int]]:
+        """(name, size), least recently used first."""
+        return [(name, self[name]) for name in list(self._recency) if name in self]
 
 
 def _identity(size: int) -> int:
@@ -177,7 +199,59 @@ class DiskCache:
             log.info("removed %d unfinished download(s) from %s", removed, self._parts)
 
     def _load_index(self) -> None:
-        """Rebuild the LRU from the directory: oldest mtime first, so it is least recent."""
+        """Rebuild the LRU: from the index a clean unmount left, else from the directory."""
+        saved = self._read_saved_index()
+        if saved is not None:
+            # The saved order is the LRU order; new stamps must sort after every old mtime.
+            self._clock = time.time_ns()
+            found = [(0, name, size) for name, size in saved]
+        else:
+            found = self._scan_entries()
+        for _, name, size in found:
+            if size > self.max_bytes:
+                # The limit shrank since the entry was admitted.
+                self._unlink_entry(name)
+                self._evictions += 1
+                continue
+            # Inserting in LRU order lets cachetools evict the oldest when the limit shrank.
+            self._index[name] = size
+
+    def _read_saved_index(self) -> list[tuple[str, int]] | None:
+        """The (name, size) list of the last clean unmount, least recent first, or None.
+
+        The file is removed as it is read, so a mount that ends without closing (a crash, a
+        SIGKILL) leaves none and the next start scans the directory instead. Entries listed
+        here but gone from disk cost nothing: `open` treats a vanished entry as a miss.
+        """
+        path = self.root / INDEX_FILE
+        try:
+            text = path.read_text(encoding="ascii")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        except OSError as exc:
+            log.warning("could not read %s: %s", path, exc)
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        lines = text.splitlines()
+        if not lines or lines[0] != INDEX_HEADER:
+            return None
+        saved: list[tuple[str, int]] = []
+        for line in lines[1:]:
+            name, _, size = line.partition(" ")
+            if not is_entry_name(name) or not size.isdigit():
+                log.warning("ignoring a damaged cache index in %s", self.root)
+                return None
+            saved.append((name, int(size)))
+        return saved
+
+    def _save_index(self) -> None:
+        lines = [INDEX_HEADER, *(f"{name} {size}" for name, size in self._index.in_lru_order())]
+        write_private_text(self.root / INDEX_FILE, "\n".join(lines) + "\n")
+
+    def _scan_entries(self) -> list[tuple[int, str, int]]:
+        """Every entry on disk as (mtime, name, size), oldest mtime (least recent) first."""
         found: list[tuple[int, str, int]] = []
         for entry in iter_entries(self.root):
             try:
@@ -188,14 +262,7 @@ class DiskCache:
         found.sort()
         if found:
             self._clock = found[-1][0]
-        for _, name, size in found:
-            if size > self.max_bytes:
-                # The limit shrank since the entry was admitted.
-                self._unlink_entry(name)
-                self._evictions += 1
-                continue
-            # Inserting in LRU order lets cachetools evict the oldest when the limit shrank.
-            self._index[name] = size
+        return found
 
     # -- the API the filesystem core uses ---------------------------------------------------
 
@@ -355,6 +422,8 @@ class DiskCache:
         try:
             if hasattr(self, "_index"):
                 self._persist_stats()
+                # Lets the next start skip a stat of every entry (50,000 of them take seconds).
+                self._save_index()
             os.ftruncate(fd, 0)  # no pid: nobody holds the lock any more
         except OSError as exc:
             log.warning("could not save cache statistics in %s: %s", self.root, exc)
