@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,18 +18,10 @@ from pathlib import Path
 
 import pytest
 
-FUSERMOUNT = shutil.which("fusermount3") or shutil.which("fusermount")
+from bench.mounting import fuse_problem, in_mount_table, unmount
 
-
-def fuse_available() -> str | None:
-    """None when real mounts can run here, else the reason they cannot."""
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse"
-    if FUSERMOUNT is None:
-        return "no fusermount3"
-    if os.geteuid() != 0 and not os.access("/dev/fuse", os.R_OK | os.W_OK):
-        return "/dev/fuse not usable"
-    return None
+# The pytest-free pieces are shared with the benchmarks, which mount the same way.
+fuse_available = fuse_problem
 
 
 def require_fuse() -> None:
@@ -50,31 +41,17 @@ class Mount:
         return self.log_path.read_text(errors="replace")
 
 
-def _in_mount_table(path: Path) -> bool:
-    target = os.fspath(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == target for line in f)
-
-
 def wait_for_mount(proc: subprocess.Popen[bytes], path: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"xnatfs exited with status {proc.returncode} before mounting")
-        if _in_mount_table(path):
+        if in_mount_table(path):
             with contextlib.suppress(OSError):
                 os.stat(path)
                 return
         time.sleep(0.05)
     raise RuntimeError("mount did not come up in time")
-
-
-def unmount(path: Path) -> None:
-    if FUSERMOUNT is None:
-        return
-    subprocess.run([FUSERMOUNT, "-u", os.fspath(path)], capture_output=True, timeout=20)
-    if _in_mount_table(path):
-        subprocess.run([FUSERMOUNT, "-uz", os.fspath(path)], capture_output=True, timeout=20)
 
 
 def mount_env(user: str, password: str) -> dict[str, str]:
