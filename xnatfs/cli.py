@@ -216,7 +216,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         values = _option_values(args)
         values.setdefault("cache_dir", str(default_cache_root() / "demo"))
         values["foreground"] = True
-        mountpoint = args.mountpoint or tempfile.mkdtemp(prefix="xnatfs-demo-")
+        created = None if args.mountpoint else tempfile.mkdtemp(prefix="xnatfs-demo-")
+        mountpoint = str(args.mountpoint or created)
         cfg = build_config(server.url, mountpoint, values)
         _setup_logging(cfg.debug)
         print(f"mount point: {mountpoint}")
@@ -226,7 +227,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
         from xnatfs.credentials import Credentials
 
-        return _run_mount(cfg, Credentials(DEMO_USER, DEMO_PASSWORD))
+        try:
+            return _run_mount(cfg, Credentials(DEMO_USER, DEMO_PASSWORD))
+        finally:
+            if created is not None:
+                with contextlib.suppress(OSError):
+                    os.rmdir(created)  # only the empty directory made above
     finally:
         server.stop()
 
