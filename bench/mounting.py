@@ -109,7 +109,8 @@ class MountSpec:
         return env
 
 
-def _wait(proc: subprocess.Popen[bytes], path: Path, timeout: float) -> None:
+def wait_for_mount(proc: subprocess.Popen[bytes], path: Path, timeout: float = 20.0) -> None:
+    """Return once `path` is in the mount table and answers; MountFailed otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -165,7 +166,7 @@ def mounted(
         )
     try:
         try:
-            _wait(proc, mnt, timeout)
+            wait_for_mount(proc, mnt, timeout)
         except MountFailed as exc:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise MountFailed(f"{exc}\n--- xnatfs log ---\n{tail}") from None

@@ -11,14 +11,13 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from bench.mounting import fuse_problem, in_mount_table, unmount
+from bench.mounting import fuse_problem, unmount, wait_for_mount
 
 # The pytest-free pieces are shared with the benchmarks, which mount the same way.
 fuse_available = fuse_problem
@@ -39,19 +38,6 @@ class Mount:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
-
-
-def wait_for_mount(proc: subprocess.Popen[bytes], path: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"xnatfs exited with status {proc.returncode} before mounting")
-        if in_mount_table(path):
-            with contextlib.suppress(OSError):
-                os.stat(path)
-                return
-        time.sleep(0.05)
-    raise RuntimeError("mount did not come up in time")
 
 
 def mount_env(user: str, password: str) -> dict[str, str]:
