@@ -418,3 +418,15 @@ async def test_a_selector_that_matches_nothing_is_an_empty_directory(
         path = f"/data/experiments/{E}/reconstructions/ALL/out/resources"
         assert remote.list_calls.count(path) == 1  # the empty answer is cached too
         nursery.cancel_scope.cancel()
+
+
+async def test_resolving_an_alias_costs_one_listing_even_without_caching(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, ttl=0)
+        project = await walk(fs, "TEST")
+        before = remote.list_calls.count("/data/projects/TEST/subjects")
+        await fs.lookup(project, "XNAT_S00001")
+        assert remote.list_calls.count("/data/projects/TEST/subjects") == before + 1
+        nursery.cancel_scope.cancel()

@@ -61,6 +61,19 @@ class Listings:
 
     async def children(self, node: Node) -> Children:
         """The entries of directory `node`, from its (possibly cached) listing."""
+        return (await self._listing(node))[1]
+
+    async def lookup(self, node: Node, name: str) -> Node | None:
+        """The child `name` of directory `node`, listed or resolvable (alias, selector)."""
+        assert node.dir is not None
+        # One listing serves both the listed names and the resolvable ones, even with TTL 0.
+        rows, children = await self._listing(node)
+        child = children.by_name.get(name)
+        if child is not None:
+            return child
+        return node.dir.resolve(node, name, rows)
+
+    async def _listing(self, node: Node) -> tuple[Rows, Children]:
         assert node.dir is not None
         spec = node.dir
         source = spec.source()
@@ -68,22 +81,11 @@ class Listings:
         key = (spec, node.path)
         memo = self._children.get(key)
         if memo is not None and memo[0] is rows:
-            return memo[1]
+            return rows, memo[1]
         children = Children.of(spec.entries(node, rows))
         if source is not None:
             # Bounded by the listings that are alive: drop memos whose rows have expired.
             if len(self._children) > 4 * (self._rows.maxsize if self._rows is not None else 64):
                 self._children.clear()
             self._children[key] = (rows, children)
-        return children
-
-    async def lookup(self, node: Node, name: str) -> Node | None:
-        """The child `name` of directory `node`, listed or resolvable (alias, selector)."""
-        assert node.dir is not None
-        children = await self.children(node)
-        child = children.by_name.get(name)
-        if child is not None:
-            return child
-        source = node.dir.source()
-        rows: Rows = () if source is None else await self.rows(source)
-        return node.dir.resolve(node, name, rows)
+        return rows, children

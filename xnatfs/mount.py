@@ -54,7 +54,7 @@ def check_mountpoint(path: os.PathLike[str] | str) -> None:
             f"try: xnatfs umount --lazy {p}"
         ) from None
     try:
-        st = os.stat(p)
+        os.stat(p)
     except FileNotFoundError:
         raise ConfigError(f"mount point {p} does not exist") from None
     except OSError as exc:
@@ -69,7 +69,6 @@ def check_mountpoint(path: os.PathLike[str] | str) -> None:
         raise ConfigError(f"{p} is already a mount point")
     if not os.access(p, os.W_OK) and os.getuid() != 0:
         raise ConfigError(f"mount point {p} is not writable by you (FUSE needs that)")
-    del st
 
 
 def raise_fd_limit(wanted: int = 65536) -> int:
@@ -120,14 +119,14 @@ def run(
     """
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    raise_fd_limit()
+    fd_limit = raise_fd_limit()
     check_mountpoint(cfg.mountpoint)
     client = build_client(cfg, credentials)
     try:
         client.check()
         cache = DiskCache(cfg.effective_cache_dir, cfg.cache_size)
         try:
-            return trio.run(_serve, cfg, client, cache, ready or (lambda _msg: None))
+            return trio.run(_serve, cfg, client, cache, fd_limit, ready or (lambda _msg: None))
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
             # refused by the kernel, say) must still reach them as one line.
@@ -142,7 +141,7 @@ def run(
 
 
 async def _serve(
-    cfg: MountConfig, client: XnatClient, cache: DiskCache, ready: ReadyCallback
+    cfg: MountConfig, client: XnatClient, cache: DiskCache, fd_limit: int, ready: ReadyCallback
 ) -> int:
     remote = AsyncXnat(client, cfg.max_connections)
     listings = Listings(remote, cfg.metadata_ttl)
@@ -155,7 +154,7 @@ async def _serve(
             nursery,
             mode=cfg.prefetch,
             max_bytes=min(2 * 1024**3, cfg.cache_size // 2),
-            max_files=max(16, raise_fd_limit() // 4),
+            max_files=max(16, fd_limit // 4),
             parallel=max(1, cfg.max_connections // 2),
         )
         data = DataStore(remote, cache, nursery, prefetcher)
