@@ -46,6 +46,18 @@ def unmount(path: Path) -> None:
         subprocess.run([FUSERMOUNT, "-uz", os.fspath(path)], capture_output=True, timeout=30)
 
 
+def stop_mount(mnt: Path, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    """Unmount, wait for the process (killing only it if it hangs), and make sure no mount is
+    left behind even if it died."""
+    unmount(mnt)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    unmount(mnt)
+
+
 def peak_rss_bytes(pid: int) -> int | None:
     """VmHWM (peak resident set) of a live process, or None when it cannot be read."""
     try:
@@ -172,10 +184,4 @@ def mounted(
             raise MountFailed(f"{exc}\n--- xnatfs log ---\n{tail}") from None
         yield Mount(mnt, proc, log_path, cache_dir, time.perf_counter() - started)
     finally:
-        unmount(mnt)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        unmount(mnt)
+        stop_mount(mnt, proc, timeout=30)

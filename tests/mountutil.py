@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.mounting import fuse_problem, unmount, wait_for_mount
+from bench.mounting import fuse_problem, stop_mount
+from bench.mounting import unmount as unmount
+from bench.mounting import wait_for_mount as wait_for_mount
 
 # The pytest-free pieces are shared with the benchmarks, which mount the same way.
 fuse_available = fuse_problem
@@ -93,10 +95,4 @@ def mounted(
             raise AssertionError(f"{exc}\n--- xnatfs log ---\n{mount.log()[-4000:]}") from None
         yield mount
     finally:
-        unmount(mnt)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        unmount(mnt)
+        stop_mount(mnt, proc)
