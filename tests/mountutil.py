@@ -11,9 +11,11 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,18 @@ def mounted(
         yield mount
     finally:
         stop_mount(mnt, proc)
+
+
+def quiet_log(server: Any) -> None:
+    """Reset a demo server's request log once it has logged everything asked of it so far.
+
+    The server logs a request when its handler ends, which can be a moment after the client
+    already has the bytes: a reset right after reading could still see a late entry.
+    """
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() - stable_since < 0.3:
+        total = server.log.total
+        if total != last:
+            last, stable_since = total, time.monotonic()
+        time.sleep(0.05)
+    server.log.reset()

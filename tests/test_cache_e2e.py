@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.mountutil import unmount
+from tests.mountutil import quiet_log, unmount
 from tests.test_filecache import demo_site, find_files, mount_cache
 from xnatfs.cachedir import iter_entries
 from xnatfs.demo import DemoServer
@@ -45,7 +45,7 @@ def test_lru_order_decides_what_is_evicted(tmp_path: Path) -> None:
         while len(list(iter_entries(m.cache_dir))) != 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         subprocess.run(["sh", "-c", "echo 3 > /proc/sys/vm/drop_caches"], check=True)
-        server.log.reset()
+        quiet_log(server)
         assert a.read_bytes() == files["f00.bin"]
         assert server.log.files == 0
         assert b.read_bytes() == files["f01.bin"]
