@@ -169,6 +169,33 @@ def test_range_switch(server: DemoServer, http: requests.Session) -> None:
     assert http.get(url, headers={"Range": f"bytes={len(full)}-"}).status_code == 416
 
 
+def test_range_with_if_range(server: DemoServer, http: requests.Session) -> None:
+    url = server.url + EXP + "/scans/1/resources/DICOM/files/1.dcm"
+    server.faults.range_support = True
+    first = http.get(url)
+    current = first.headers["Last-Modified"]
+    resp = http.get(url, headers={"Range": "bytes=10-19", "If-Range": current})
+    assert resp.status_code == 206 and resp.content == first.content[10:20]
+    # A validator of another version: the whole (current) file, as RFC 9110 asks.
+    stale = http.get(
+        url, headers={"Range": "bytes=10-", "If-Range": "Thu, 01 Jan 2015 00:00:00 GMT"}
+    )
+    assert stale.status_code == 200 and stale.content == first.content
+
+
+def test_zip_structure_switch(server: DemoServer, http: requests.Session) -> None:
+    server.faults.zip_structure = "simplified"
+    resp = http.get(server.url + EXP + "/scans/1/files", params={"format": "zip"})
+    names = sorted(zipfile.ZipFile(io.BytesIO(resp.content)).namelist())
+    assert names[0] == "MR1/scans/1/DICOM/1.dcm"
+    server.faults.zip_structure = None
+    resp = http.get(
+        server.url + EXP + "/scans/1/files", params={"format": "zip", "structure": "improved"}
+    )
+    names = sorted(zipfile.ZipFile(io.BytesIO(resp.content)).namelist())
+    assert names[0] == "scans/1_T1/DICOM/1.dcm"
+
+
 def test_head(server: DemoServer, http: requests.Session) -> None:
     url = server.url + EXP + "/scans/1/resources/DICOM/files/2.dcm"
     size = len(http.get(url).content)

@@ -12,6 +12,7 @@ next request (or the next body chunk, for body rules). Plain attributes are read
     faults.corrupt(r"/scans/1/.*\\.dcm$")   # same length, different bytes
     faults.session_expiry = 2.0; faults.expiry_mode = "login_page"
     faults.range_support = True            # honour Range like a range-capable proxy would
+    faults.zip_structure = "simplified"    # archives in this layout, whatever was asked
     faults.down = True                     # close every connection without an answer
 """
 
@@ -64,6 +65,9 @@ class Faults:
             self.latency: float = 0.0
             self.bandwidth: int = 0
             self.range_support: bool = False
+            # Archive layout used whatever `structure=` the request names (None: as asked),
+            # for servers whose default layout differs (reference §4.2).
+            self.zip_structure: str | None = None
             self.session_expiry: float | None = 900.0  # XNAT's default: 15 idle minutes
             self.expiry_mode: ExpiryMode = "401"
             self.down: bool = False

@@ -102,7 +102,11 @@ def _single_file(app: DemoApp, req: Request, cats: list[Catalog], rel: str) -> R
     status, start, end = 200, 0, size
     if app.faults.range_support:
         headers.append(("Accept-Ranges", "bytes"))
-        wanted = _parse_range(req.headers.get("Range"), size)
+        last_modified = headers[0][1]
+        if_range = req.headers.get("If-Range")
+        # RFC 9110 §13.1.5: a validator that no longer matches means "send it all".
+        stale = if_range is not None and if_range.strip() != last_modified
+        wanted = None if stale else _parse_range(req.headers.get("Range"), size)
         if wanted == "invalid":
             return Response(416, b"", None, [("Content-Range", f"bytes */{size}")])
         if isinstance(wanted, tuple):
@@ -144,7 +148,7 @@ def _archive_name(scope: Scope) -> str:
 
 
 def _archive(app: DemoApp, req: Request, scope: Scope, cats: list[Catalog], fmt: str) -> Response:
-    structure = req.query.get("structure", "")
+    structure = app.faults.zip_structure or req.query.get("structure", "")
     is_tar = fmt != "zip"
     members: list[tuple[str, DemoFile]] = []
     for cat in cats:

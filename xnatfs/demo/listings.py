@@ -389,7 +389,9 @@ def archive_path(cat: Catalog, entry: CatalogEntry, structure: str, *, tar: bool
         level = cat.cat_id
         if desc and not tar:
             level = f"{cat.cat_id}_{_UNSAFE_DESC.sub('_', desc)}"
-        parts = [cat.category, level, label, entry.path]
+        # Only the part after the URI's last "/files/" (FileList.getImprovedPath).
+        tail = f"{r.id}/files/{entry.path}".rpartition("/files/")[2]
+        parts = [cat.category, level, label, tail]
         return "/".join(p for p in parts if p)
     # Default layout: the owner's URI below the session (or subject/project), resource ID
     # replaced by its label, scan IDs suffixed with their type.
