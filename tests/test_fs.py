@@ -74,6 +74,8 @@ class FakeRemote:
             "Name": name,
             "Size": str(len(body)) if size is None else size,
             "URI": f"{FILES}/{name}",
+            "collection": "DICOM",
+            "cat_ID": "11",
             "digest": md5(body),
         }
 
@@ -90,6 +92,7 @@ class FakeRemote:
         self,
         path: str,
         write: Callable[[int, bytes], None],
+        same: Callable[[int, bytes], bool],
         cancel: threading.Event,
         params: Mapping[str, str] | None = None,
     ) -> object:

@@ -133,8 +133,9 @@ def test_selector_groups_files_by_scan_in_one_listing() -> None:
     assert f.file.uri.endswith("/scans/2/resources/21/files/1.dcm")
 
 
-def test_selector_comma_joined_uri_falls_back_to_cat_id() -> None:
-    d = GroupedFilesDir(Source("/x"), "scans", (("11", "1"),))
+def test_selector_comma_joined_uri_names_the_owner_of_its_resource() -> None:
+    members = (("11", "1"),)
+    d = GroupedFilesDir(Source("/x", collection="scans", owners=members), "scans", members)
     files = [
         {
             "Name": "1.dcm",
@@ -143,7 +144,32 @@ def test_selector_comma_joined_uri_falls_back_to_cat_id() -> None:
             "cat_ID": "11",
         }
     ]
-    assert names(d.entries(node(d), files)) == ["1"]
+    (group,) = d.entries(node(d), files)
+    assert group.name == "1"
+    assert group.dir is not None
+    (f,) = group.dir.entries(group, files)
+    # One URI whatever path reaches the file: one cache entry, and a GET of exactly it.
+    assert f.file is not None
+    assert f.file.uri == f"/data/experiments/{E}/scans/1/resources/11/files/1.dcm"
+
+
+def test_an_owners_files_listing_knows_its_owner() -> None:
+    d = OwnerDir(E, "scans", "2")
+    rows = [{"xnat_abstractresource_id": "21", "label": "DICOM", "cat_id": "2"}]
+    (res,) = d.entries(node(d), rows)
+    assert isinstance(res.dir, FilesDir)
+    files = [
+        {
+            "Name": "a",
+            "Size": "1",
+            "URI": f"/data/experiments/{E}/scans/2,9/resources/21/files/a",
+            "cat_ID": "21",
+        }
+    ]
+    (f,) = res.dir.entries(res, files)
+    assert (
+        f.file is not None and f.file.uri == f"/data/experiments/{E}/scans/2/resources/21/files/a"
+    )
 
 
 def test_experiment_has_exactly_the_fixed_children() -> None:

@@ -12,6 +12,7 @@ from xnatfs.tree import (
     Rows,
     Source,
     display_name,
+    file_uri,
     need,
     remote_file,
     unique,
@@ -117,11 +118,9 @@ class GroupedFilesDir(Dir):
         return self.files
 
     def _owner(self, row: Row) -> str | None:
-        owner = scan_id_from_uri(row["URI"], self.collection)
-        if owner and "," not in owner:
-            return owner
-        by_resource = dict(self.members)
-        return by_resource.get(row.get("cat_ID", "")) or None
+        # `file_uri` names the one owner where XNAT wrote a comma list of them.
+        owner = scan_id_from_uri(file_uri(row, self.files), self.collection)
+        return owner if owner and "," not in owner else None
 
     def _group_name(self, owner: str) -> str | None:
         return display_name(dict(self.labels).get(owner, owner))

@@ -250,7 +250,11 @@ class OwnerDir(Dir):
                 continue
             rid, name = resource_name(row, self.source())
             if name is not None:
-                files = Source(f"{self._path()}/resources/{quote_segment(rid)}/files")
+                files = Source(
+                    f"{self._path()}/resources/{quote_segment(rid)}/files",
+                    collection=self.collection,
+                    owners=((rid, self.owner),),
+                )
                 nodes.append(parent.child(name, dir=FilesDir(files)))
         return unique(nodes)
 
@@ -279,7 +283,12 @@ class SelectorDir(Dir):
         nodes = []
         for name, members in by_name.items():
             ids = ",".join(quote_segment(rid) for rid, _ in members)
-            files = Source(f"{self._path()}/resources/{ids}/files", missing_ok=True)
+            files = Source(
+                f"{self._path()}/resources/{ids}/files",
+                missing_ok=True,
+                collection=self.collection,
+                owners=tuple(members),
+            )
             nodes.append(
                 parent.child(
                     name,

@@ -6,10 +6,11 @@ request for the same files. When a second file of one files listing misses the c
 short window, the remaining files of that listing (not cached, not already being fetched, with a
 known size) are claimed as transfers, so readers wait on them as on any download, and fetched:
 
-- `zip` (and `auto`): one streamed `format=zip` request of that listing; each entry is written to
-  its file's part file as it arrives and admitted on its own once its size and MD5 match the
-  listing. Entries the archive lacks, and the rest after a failure, fall back to single GETs for
-  files somebody is waiting on; the others are simply released.
+- `zip` (and `auto`): one streamed `format=zip` request of that listing; an entry is written to
+  a claimed file's part file only when its full name proves it is that file (`xnat.archive`,
+  checked against every file of the listing), as it arrives, and admitted on its own once its
+  size and MD5 match the listing. Entries the archive lacks, and the rest after a failure, fall
+  back to single GETs for files somebody is waiting on; the others are simply released.
 - `parallel`: single GETs of the claimed files, a few at a time, in listing order.
 
 Bytes go to disk, never to memory; a prefetch claims at most `max_bytes` in at most `max_files`
@@ -31,13 +32,12 @@ from xnatfs.listing import Listings
 from xnatfs.remote import AsyncXnat
 from xnatfs.transfer import DataStore, Transfer, cache_key, pwrite_all
 from xnatfs.tree import RemoteFile, Source, remote_file
-from xnatfs.xnat.paths import relative_file_path, scan_id_from_uri
+from xnatfs.xnat.archive import ArchiveIndex, member
 from xnatfs.zipstream import iter_zip
 
 log = logging.getLogger(__name__)
 
 WINDOW = 2.0  # seconds between two misses in one directory that start a prefetch
-_COLLECTIONS = ("scans", "reconstructions", "assessors")
 
 
 class Prefetcher:
@@ -66,6 +66,8 @@ class Prefetcher:
         # Listings whose archive matched none of their files: not tried again in this mount.
         self._unhelpful: set[Source] = set()
         self.started = 0
+        self.entries_skipped = 0  # archive entries of no listed file
+        self.entries_ambiguous = 0  # archive entries two listed files could hold
 
     def note_miss(self, store: DataStore, remote: RemoteFile) -> None:
         """A read of `remote` missed the cache and started a single download."""
@@ -90,14 +92,22 @@ class Prefetcher:
     async def _prefetch(self, store: DataStore, listing: Source) -> None:
         try:
             rows = await self._listings.rows(listing)
-            claimed = self._claim(store, [remote_file(r, listing) for r in rows])
+            files = [remote_file(r, listing) for r in rows]
+            claimed = self._claim(store, files)
             if not claimed:
                 return
             log.debug("prefetching %d files of %s (%s)", len(claimed), listing.path, self.mode)
             if self.mode == "parallel":
                 await self._parallel(store, list(claimed.values()))
             else:
-                await self._zip(store, listing, claimed)
+                # Every listed file, claimed or not, so that an entry of a file that is not
+                # being fetched is recognised as such rather than taken for a claimed one.
+                members = [
+                    m
+                    for f, row in zip(files, rows, strict=True)
+                    if (m := member(f.uri, row.get("collection", ""))) is not None
+                ]
+                await self._zip(store, listing, claimed, ArchiveIndex(members))
         except Exception:
             log.exception("prefetch of %s failed", listing.path)
         finally:
@@ -129,9 +139,14 @@ class Prefetcher:
             for t in transfers:
                 nursery.start_soon(one, t)
 
-    async def _zip(self, store: DataStore, listing: Source, claimed: dict[str, Transfer]) -> None:
+    async def _zip(
+        self,
+        store: DataStore,
+        listing: Source,
+        claimed: dict[str, Transfer],
+        index: ArchiveIndex,
+    ) -> None:
         token = trio.lowlevel.current_trio_token()
-        match = _EntryMatcher(claimed)
         bulk = _Bulk(list(claimed.values()))
         handed: set[Transfer] = set()
 
@@ -157,7 +172,10 @@ class Prefetcher:
             # on the event loop.
             with self._remote.client.stream(listing.path, {"format": "zip"}) as chunks:
                 for entry, body in iter_zip(chunks):
-                    t = match(entry.name)
+                    # Only the one listed file this entry can hold, proven by its full name;
+                    # anything else is skipped and its bytes go nowhere.
+                    m = index.match(entry.name)
+                    t = claimed.get(m.key) if m is not None else None
                     if t is None or not bulk.begin(t):
                         continue
                     md5 = hashlib.md5(usedforsecurity=False)
@@ -177,6 +195,16 @@ class Prefetcher:
         except Exception as exc:
             log.warning("bulk download of %s stopped: %s", listing.path, exc)
         finally:
+            self.entries_skipped += index.skipped
+            self.entries_ambiguous += index.ambiguous
+            if index.skipped or index.ambiguous:
+                log.info(
+                    "archive of %s: %d entries of no listed file, %d that two files could hold;"
+                    " none of their bytes were used",
+                    listing.path,
+                    index.skipped,
+                    index.ambiguous,
+                )
             if not handed:
                 log.info("the archive of %s held none of its files; not using it", listing.path)
                 self._unhelpful.add(listing)
@@ -224,49 +252,3 @@ class _Bulk:
                 return False
             self.stolen.add(t)
             return True
-
-
-class _EntryMatcher:
-    """Finds the claimed file a zip entry such as `MR1/scans/1-T1/resources/DICOM/files/a.dcm`
-    holds, from the path inside the resource and, when several files share it, the owner.
-
-    Owners are matched loosely on purpose: entries name a scan `<ID>-<type>`, and XNAT may put
-    comma-joined scan IDs (`scans/2,11/`) in a listing URI when a selector matched several scans.
-    """
-
-    def __init__(self, claimed: dict[str, Transfer]) -> None:
-        self._by_rel: dict[str, list[tuple[frozenset[str], Transfer]]] = {}
-        for uri, t in claimed.items():
-            owners = frozenset(_owner_of(uri).split(","))
-            self._by_rel.setdefault(relative_file_path(uri), []).append((owners, t))
-
-    def __call__(self, name: str) -> Transfer | None:
-        head, sep, rel = name.partition("/files/")
-        candidates = self._by_rel.get(rel) if sep else None
-        if not candidates:
-            return None
-        if len(candidates) == 1:
-            return candidates[0][1]
-        segment = _owner_segment(head)
-        best: tuple[int, Transfer | None] = (-1, None)
-        for owners, t in candidates:
-            for owner in owners:
-                if (segment == owner or segment.startswith(owner + "-")) and len(owner) > best[0]:
-                    best = (len(owner), t)
-        return best[1]
-
-
-def _owner_of(uri: str) -> str:
-    for collection in _COLLECTIONS:
-        if f"/{collection}/" in uri:
-            return scan_id_from_uri(uri, collection) or ""
-    return ""
-
-
-def _owner_segment(head: str) -> str:
-    """The path segment after `scans/` (or reconstructions/, assessors/) in a zip entry."""
-    parts = head.split("/")
-    for i, part in enumerate(parts[:-1]):
-        if part in _COLLECTIONS:
-            return parts[i + 1]
-    return ""

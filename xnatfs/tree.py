@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xnatfs.errors import ProtocolError
+from xnatfs.xnat.paths import canonical_file_uri
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ class Source:
     # A selector that matches nothing is answered with 404 when the path has no project
     # (REST reference §3.6); such a listing is empty, not an error.
     missing_ok: bool = False
+    # For files listings of scans, reconstructions or assessors: the collection, and which
+    # owner each listed resource ID belongs to (what a comma-joined URI really means).
+    collection: str = field(default="", compare=False)
+    owners: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,19 @@ class RemoteFile:
     listing: Source | None = field(default=None, compare=False)
 
 
+def file_uri(row: Row, listing: Source | None) -> str:
+    """The row's URI, naming the file's one owner where XNAT wrote a comma list of them."""
+    uri = row["URI"]
+    if listing is not None and listing.owners and "," in uri:
+        owner = dict(listing.owners).get(row.get("cat_ID", ""))
+        if owner is not None:
+            uri = canonical_file_uri(uri, listing.collection, owner)
+    return uri
+
+
 def remote_file(row: Row, listing: Source | None) -> RemoteFile:
     return RemoteFile(
-        uri=row["URI"],
+        uri=file_uri(row, listing),
         size=parse_size(row.get("Size", "")),
         digest=row.get("digest", ""),
         listing=listing,

@@ -6,11 +6,13 @@ import pytest
 
 from xnatfs.errors import ProtocolError
 from xnatfs.xnat.paths import (
+    canonical_file_uri,
     file_url_path,
     quote_segment,
     relative_file_path,
     scan_id_from_uri,
     selector,
+    split_file_uri,
 )
 
 
@@ -92,3 +94,27 @@ def test_scan_id_from_uri() -> None:
     assessor = f"{base}/assessors/A_1/in/resources/4/files/a.img"
     assert scan_id_from_uri(assessor, "assessors") == "A_1"
     assert scan_id_from_uri(assessor) is None
+
+
+def test_split_file_uri() -> None:
+    assert split_file_uri("/data/experiments/E1/scans/1/resources/7/files/sub/a.dcm") == (
+        "/data/experiments/E1/scans/1",
+        "7",
+        "sub/a.dcm",
+    )
+    # A sub-folder that looks like an owner path stays in the path inside the resource.
+    assert split_file_uri("/data/experiments/E1/resources/3/files/scans/1/resources/2/files/a")[
+        2
+    ] == ("scans/1/resources/2/files/a")
+    assert split_file_uri("/data/experiments/E1/scans/1") is None
+
+
+def test_canonical_file_uri_names_the_one_owner_of_a_comma_list() -> None:
+    uri = "/data/experiments/E1/scans/2,11/resources/7/files/a.dcm"
+    assert canonical_file_uri(uri, "scans", "11") == (
+        "/data/experiments/E1/scans/11/resources/7/files/a.dcm"
+    )
+    # An owner that is not in the list, or a URI without a list, is left alone.
+    assert canonical_file_uri(uri, "scans", "3") == uri
+    plain = "/data/experiments/E1/scans/2/resources/7/files/a,b.dcm"
+    assert canonical_file_uri(plain, "scans", "2") == plain

@@ -26,6 +26,7 @@ from xnatfs.errors import ProtocolError
 _SEGMENT_SAFE = "!$&'()*,:=@"
 
 _RESOURCE_FILES = re.compile(r"^.*?/resources/[^/]+/files/")
+_FILE_URI = re.compile(r"^(?P<owner>.*?)/resources/(?P<rid>[^/]+)/files/(?P<rel>.+)$")
 
 
 def quote_segment(value: str) -> str:
@@ -68,6 +69,42 @@ def relative_file_path(uri: str) -> str:
     if m is None or m.end() == len(uri):
         raise ProtocolError(f"not a resource file URI: {uri!r}")
     return uri[m.end() :]
+
+
+def split_file_uri(uri: str) -> tuple[str, str, str] | None:
+    """`(owner path, resource ID, path inside the resource)` of a file URI, or None.
+
+    `"/data/experiments/E1/scans/1/resources/7/files/sub/a.dcm"` ->
+    `("/data/experiments/E1/scans/1", "7", "sub/a.dcm")`. The first `/resources/<id>/files/`
+    ends the owner part, as in `relative_file_path`.
+    """
+    m = _FILE_URI.match(uri)
+    if m is None:
+        return None
+    return m.group("owner"), m.group("rid"), m.group("rel")
+
+
+def canonical_file_uri(uri: str, collection: str, owner: str) -> str:
+    """`uri` naming `owner` where XNAT wrote a comma list of owner IDs.
+
+    A type selector that matches several scans of which one has the resource makes XNAT write
+    the matched IDs comma-joined into each row's URI (`scans/2,11/resources/...`, reference
+    §3.5). The file belongs to exactly one of them, the owner of its resource; naming that one
+    gives every path to the file one URI, so one cache entry, and a GET that cannot reach
+    another scan's file. Other URIs are returned unchanged.
+    """
+    parts = split_file_uri(uri)
+    if parts is None:
+        return uri
+    owner_path, rid, rel = parts
+    segs = owner_path.split("/")
+    for i in range(len(segs) - 2, 0, -1):
+        if segs[i] == collection and "," in segs[i + 1]:
+            if owner not in segs[i + 1].split(","):
+                return uri
+            segs[i + 1] = owner
+            return f"{'/'.join(segs)}/resources/{rid}/files/{rel}"
+    return uri
 
 
 def scan_id_from_uri(uri: str, collection: str = "scans") -> str | None:
