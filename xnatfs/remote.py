@@ -17,6 +17,7 @@ import trio
 from xnatfs.xnat.client import DownloadInfo, XnatClient
 
 WriteCallback = Callable[[int, bytes], None]
+SameCallback = Callable[[int, bytes], bool]
 
 
 class AsyncXnat:
@@ -37,12 +38,14 @@ class AsyncXnat:
         self,
         path: str,
         write: WriteCallback,
+        same: SameCallback,
         cancel: threading.Event,
         params: Mapping[str, str] | None = None,
     ) -> DownloadInfo:
-        """Stream `path` into `write(offset, chunk)`, called in the worker thread in order."""
+        """Stream `path` into `write(offset, chunk)`, called in the worker thread in order;
+        bytes a resumed body sends again are checked with `same(offset, chunk)`."""
         return await trio.to_thread.run_sync(
-            partial(self.client.download, path, write, cancel=cancel, params=params),
+            partial(self.client.download, path, write, same=same, cancel=cancel, params=params),
             limiter=self.limiter,
         )
 

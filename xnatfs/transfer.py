@@ -269,10 +269,14 @@ class DataStore:
             md5.update(chunk)
             token.run_sync_soon(t.advance, offset + len(chunk))
 
+        def same(offset: int, chunk: bytes) -> bool:
+            # Worker thread: bytes a resumed body sends again must equal those already written.
+            return _pread_all(t.fd, len(chunk), offset) == chunk
+
         path = file_url_path(t.key.uri)
         try:
             try:
-                await self._remote.download(path, write, self.cancel)
+                await self._remote.download(path, write, same, self.cancel)
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
@@ -285,7 +289,7 @@ class DataStore:
                 # Readers must not take the old byte count for the new, empty file.
                 t.advance(0)
                 os.ftruncate(t.fd, 0)
-                await self._remote.download(path, write, self.cancel)
+                await self._remote.download(path, write, same, self.cancel)
         except XnatfsError as exc:
             self.settle(t, exc)
             return

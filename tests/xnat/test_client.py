@@ -80,7 +80,10 @@ def download_bytes(client: XnatClient, path: str = FILE, **kw: Any) -> tuple[byt
         assert offset == len(out), "chunks must arrive in order without gaps"
         out.extend(chunk)
 
-    info = client.download(path, write, **kw)
+    def same(offset: int, chunk: bytes) -> bool:
+        return bytes(out[offset : offset + len(chunk)]) == chunk
+
+    info = client.download(path, write, same=same, **kw)
     return bytes(out), info
 
 
@@ -423,14 +426,22 @@ def test_download_reports_file_metadata(stub: XnatStub, make_client: Any) -> Non
     assert stub.seen[0].headers["accept-encoding"] == "identity"
 
 
+LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
+
+
 def test_download_resumes_by_skipping_when_range_is_ignored(
     stub: XnatStub, make_client: Any
 ) -> None:
     stub.route(
         FILE,
         [
-            Reply(body=BLOB[:3000], content_length=len(BLOB), cut=True),
-            Reply(body=[BLOB[:5000], BLOB[5000:]]),
+            Reply(
+                body=BLOB[:3000],
+                headers={"Last-Modified": LAST_MODIFIED},
+                content_length=len(BLOB),
+                cut=True,
+            ),
+            Reply(body=[BLOB[:5000], BLOB[5000:]], headers={"Last-Modified": LAST_MODIFIED}),
         ],
     )
     client = make_client(stub.url)
@@ -438,22 +449,54 @@ def test_download_resumes_by_skipping_when_range_is_ignored(
     assert data == BLOB
     assert info.size == len(BLOB) and not info.ranges_supported
     assert stub.seen[1].headers["range"] == "bytes=3000-"
+    assert stub.seen[1].headers["if-range"] == LAST_MODIFIED
     assert client.stats.retries == 1
 
 
-def test_download_resumes_with_range(stub: XnatStub, make_client: Any) -> None:
+def test_download_resumes_with_range_only_for_the_same_version(
+    stub: XnatStub, make_client: Any
+) -> None:
     def serve(seen: Seen) -> Reply:
+        headers = {"ETag": '"v1"', "Last-Modified": LAST_MODIFIED}
         if "range" not in seen.headers:
-            return Reply(body=BLOB[:4000], content_length=len(BLOB), cut=True)
+            return Reply(body=BLOB[:4000], headers=headers, content_length=len(BLOB), cut=True)
+        assert seen.headers["if-range"] == '"v1"'  # a strong ETag is the better validator
         start = int(seen.headers["range"].removeprefix("bytes=").rstrip("-"))
         content_range = f"bytes {start}-{len(BLOB) - 1}/{len(BLOB)}"
-        return Reply(206, BLOB[start:], {"Content-Range": content_range})
+        return Reply(206, BLOB[start:], {"Content-Range": content_range, **headers})
 
     stub.route(FILE, serve)
     data, info = download_bytes(make_client(stub.url))
     assert data == BLOB
     assert info.ranges_supported and info.status == 200
     assert stub.seen[1].headers["range"] == "bytes=4000-"
+
+
+def test_download_without_validators_resumes_from_the_start_and_compares(
+    stub: XnatStub, make_client: Any
+) -> None:
+    """No ETag and no Last-Modified: a Range answer could belong to another version, so none
+    is asked for; the whole body comes again and what was delivered is compared."""
+    stub.route(
+        FILE,
+        [Reply(body=BLOB[:3000], content_length=len(BLOB), cut=True), Reply(body=BLOB)],
+    )
+    data, _info = download_bytes(make_client(stub.url))
+    assert data == BLOB
+    assert "range" not in stub.seen[1].headers
+
+
+def test_download_refuses_a_resumption_whose_resent_bytes_differ(
+    stub: XnatStub, make_client: Any
+) -> None:
+    """Same length, no validators, different bytes: a splice of two versions is never made."""
+    changed = bytes(255 - b for b in BLOB)
+    stub.route(
+        FILE,
+        [Reply(body=BLOB[:3000], content_length=len(BLOB), cut=True), Reply(body=changed)],
+    )
+    with pytest.raises(IntegrityError, match="changed"):
+        download_bytes(make_client(stub.url))
 
 
 def test_download_of_chunked_body_resumes(stub: XnatStub, make_client: Any) -> None:

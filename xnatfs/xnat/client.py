@@ -72,6 +72,7 @@ log = logging.getLogger("xnatfs.http")
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 WriteCallback = Callable[[int, bytes], None]
+SameCallback = Callable[[int, bytes], bool]
 Rows = list[dict[str, str]]  # a name `list` inside XnatClient would shadow
 
 
@@ -155,6 +156,7 @@ class XnatClient:
         path: str,
         write: WriteCallback,
         *,
+        same: SameCallback | None = None,
         cancel: threading.Event | None = None,
         params: Mapping[str, str] | None = None,
         chunk_size: int = 256 * 1024,
@@ -163,20 +165,26 @@ class XnatClient:
 
         Chunks are passed on as the socket delivers them (at most `chunk_size` bytes each). A
         connection lost mid-body is retried within the retry budget (which restarts whenever
-        bytes arrived): with `Range` from the first missing byte, or, if the server ignores
-        `Range`, by reading again from the start and skipping what was delivered. A body shorter
-        than `Content-Length` counts as lost. Raises IntegrityError if the file's length or
-        `Last-Modified` changes between attempts, Unavailable once `cancel` is set.
+        bytes arrived), and what follows must provably be the same file version: a `Range`
+        from the first missing byte is sent only with `If-Range` naming the first reply's
+        `ETag` or `Last-Modified`, so a changed file comes back whole; a whole body (a server
+        that ignores `Range`, or none was sent) is read again from the start, and the bytes
+        already delivered are compared with `same(offset, chunk)` (True when they equal what
+        was written there) instead of being trusted. A body shorter than `Content-Length`
+        counts as lost. Raises IntegrityError if the file's length, validators or re-sent bytes
+        change between attempts, Unavailable once `cancel` is set.
         """
         attempts = self._attempts("GET", path, cancel)
         delivered = 0
-        first: tuple[int, str, float | None, int | None] | None = None  # status, type, mtime, size
+        first: _FirstReply | None = None
         ranges_supported = False
         try_range = True
         while True:
             headers = {"Accept-Encoding": "identity"}
-            if delivered and try_range:
+            validator = first.validator if first is not None else None
+            if delivered and try_range and validator is not None:
                 headers["Range"] = f"bytes={delivered}-"
+                headers["If-Range"] = validator
             reply = self._open(path, params, headers, attempts, listing=False)
             before = delivered
             try:
@@ -195,14 +203,13 @@ class XnatClient:
                             f"GET {self._url(path)}: asked for bytes from {delivered}, got {start}"
                         )
                 elif "Range" in headers:
-                    try_range = False  # the server sends whole files; skip instead
-                mtime = http_date(reply.headers.get("Last-Modified"))
+                    try_range = False  # the server sends whole files; compare instead
+                this = _FirstReply.of(reply, total)
                 if first is None:
+                    first = this
                     accept = reply.headers.get("Accept-Ranges", "").lower()
                     ranges_supported = ranges_supported or accept == "bytes"
-                    ctype = reply.headers.get("Content-Type", "")
-                    first = (reply.status, ctype, mtime, total)
-                elif _differs(total, first[3]) or _differs(mtime, first[2]):
+                elif first.differs(this):
                     raise IntegrityError(
                         f"GET {self._url(path)}: the file changed on the server during the download"
                     )
@@ -210,6 +217,14 @@ class XnatClient:
                 for chunk in reply.chunks(chunk_size):
                     attempts.check_cancel()
                     end = pos + len(chunk)
+                    if pos < delivered:
+                        # Bytes delivered before: proven equal, never trusted blindly.
+                        seen = chunk[: delivered - pos]
+                        if same is not None and not same(pos, seen):
+                            raise IntegrityError(
+                                f"GET {self._url(path)}: the file changed on the server "
+                                "during the download"
+                            )
                     if end > delivered:
                         piece = chunk[delivered - pos :] if pos < delivered else chunk
                         write(delivered, piece)
@@ -217,8 +232,9 @@ class XnatClient:
                     pos = end
                 if total is not None and delivered != total:
                     raise Transient("connection closed before the reply was complete")
-                status, ctype, mtime, _size = first
-                return DownloadInfo(delivered, status, ctype, mtime, ranges_supported)
+                return DownloadInfo(
+                    delivered, first.status, first.content_type, first.mtime, ranges_supported
+                )
             except Transient as exc:
                 if delivered > before:
                     attempts.progressed()
@@ -426,5 +442,43 @@ class XnatClient:
             self._counts[name] += 1
 
 
-def _differs(a: float | None, b: float | None) -> bool:
+def _differs(a: object, b: object) -> bool:
     return a is not None and b is not None and a != b
+
+
+@dataclass(frozen=True)
+class _FirstReply:
+    """What one reply says about the file version it carries."""
+
+    status: int
+    content_type: str
+    mtime: float | None
+    size: int | None
+    etag: str | None
+    last_modified: str | None
+
+    @classmethod
+    def of(cls, reply: Reply, size: int | None) -> _FirstReply:
+        last_modified = reply.headers.get("Last-Modified")
+        return cls(
+            status=reply.status,
+            content_type=reply.headers.get("Content-Type", ""),
+            mtime=http_date(last_modified),
+            size=size,
+            etag=reply.headers.get("ETag"),
+            last_modified=last_modified,
+        )
+
+    @property
+    def validator(self) -> str | None:
+        """The `If-Range` value that makes a server send the rest of this version only."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified or None
+
+    def differs(self, later: _FirstReply) -> bool:
+        return (
+            _differs(self.size, later.size)
+            or _differs(self.mtime, later.mtime)
+            or _differs(self.etag, later.etag)
+        )
