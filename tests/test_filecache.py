@@ -20,7 +20,7 @@ import pytest
 
 from tests.mountutil import mount_env, mounted
 from xnatfs import filecache
-from xnatfs.cachedir import entry_path
+from xnatfs.cachedir import FORMAT_FILE, FORMAT_TEXT, entry_path
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, Site
 from xnatfs.errors import ConfigError, IntegrityError
 from xnatfs.filecache import CacheKey, DiskCache
@@ -478,6 +478,7 @@ def test_start_rebuilds_lru_from_many_entries(root: Path, n: int) -> None:
     order = [(i * 7919) % n for i in range(n)]  # a scrambled mtime order (7919 is prime)
     for fan in range(256):
         (root / "data" / f"{fan:02x}").mkdir(parents=True)
+    (root / FORMAT_FILE).write_text(FORMAT_TEXT)  # written by this version
     names = []
     for i in range(n):
         name = hashlib.sha256(str(i).encode()).hexdigest()
@@ -746,3 +747,33 @@ def test_a_damaged_or_missing_index_falls_back_to_a_scan(root: Path) -> None:
     (root / "index").write_text("xnatfs-cache-index 1\nnot-a-name 12\n")
     with DiskCache(root, 300) as cache:
         assert cache.stats().entries == 1 and read(cache, a) == b"a" * 100
+
+
+def test_entries_of_an_unstamped_cache_are_dropped_at_first_start(root: Path) -> None:
+    """A cache written before entries from archives were attributed by their full identity
+    may hold one scan's bytes under another's key; nothing of it is served."""
+    with DiskCache(root, 10**6) as cache:
+        key = CacheKey("/data/x", 3, "")
+        part, fd = cache.create_part(key)
+        os.write(fd, b"abc")
+        os.close(fd)
+        assert cache.admit(key, part, hashlib.md5(b"abc").hexdigest())
+    (root / FORMAT_FILE).unlink()  # as the earlier version left it
+    with DiskCache(root, 10**6) as cache:
+        assert cache.stats().entries == 0
+        assert cache.open(key) is None
+    assert (root / FORMAT_FILE).read_text() == FORMAT_TEXT
+    with DiskCache(root, 10**6) as cache:  # stamped now: nothing more is dropped
+        part, fd = cache.create_part(key)
+        os.write(fd, b"abc")
+        os.close(fd)
+        assert cache.admit(key, part, hashlib.md5(b"abc").hexdigest())
+    with DiskCache(root, 10**6) as cache:
+        assert cache.stats().entries == 1
+
+
+def test_a_cache_of_a_newer_format_is_refused(root: Path) -> None:
+    root.mkdir(parents=True)
+    (root / FORMAT_FILE).write_text("xnatfs-cache 99\n")
+    with pytest.raises(ConfigError, match="format 99"):
+        DiskCache(root, 10**6)

@@ -1,5 +1,6 @@
 """The cache directory's layout, lock and private files (shared by the cache and `cachecmd`).
 
+    root/format          "xnatfs-cache N": the layout and admission rules the entries follow
     root/lock            exclusive flock of the mounting process; holds its pid
     root/index           the LRU order and sizes, written by a clean unmount, consumed at start
     root/stats.json      counters of the current or last mount (see `cachecmd`)
@@ -26,6 +27,12 @@ LOCK_FILE = "lock"
 STATS_FILE = "stats.json"
 INDEX_FILE = "index"
 INDEX_HEADER = "xnatfs-cache-index 1"
+FORMAT_FILE = "format"
+# 2: entries from archives are attributed by their full identity (owner, resource, path).
+# Caches without this stamp were written by a version that could admit one scan's bytes as
+# another's when the listing had no digest; their entries are dropped at first start.
+CACHE_FORMAT = 2
+FORMAT_TEXT = f"xnatfs-cache {CACHE_FORMAT}\n"
 PART_SUFFIX = ".part"
 _ENTRY_NAME = re.compile(r"[0-9a-f]{64}")  # sha256 hex digest
 
@@ -37,6 +44,18 @@ def is_entry_name(name: str) -> bool:
 
 def entry_path(root: Path, name: str) -> Path:
     return root / DATA_DIR / name[:2] / name
+
+
+def read_format(root: Path) -> int | None:
+    """The format number stamped in `root/format`, or None when there is no stamp."""
+    try:
+        text = (root / FORMAT_FILE).read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None
+    name, _, number = text.strip().partition(" ")
+    if name != "xnatfs-cache" or not number.isdigit():
+        return 0  # unreadable: treated as older than any format we know
+    return int(number)
 
 
 def read_lock_pid(root: Path) -> int | None:

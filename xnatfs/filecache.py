@@ -34,7 +34,10 @@ from pathlib import Path
 from cachetools import LRUCache
 
 from xnatfs.cachedir import (
+    CACHE_FORMAT,
     DATA_DIR,
+    FORMAT_FILE,
+    FORMAT_TEXT,
     INDEX_FILE,
     INDEX_HEADER,
     PART_SUFFIX,
@@ -44,6 +47,7 @@ from xnatfs.cachedir import (
     in_use_message,
     iter_entries,
     make_private_dir,
+    read_format,
     try_lock,
     write_private_json,
     write_private_text,
@@ -185,6 +189,7 @@ class DiskCache:
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
             make_private_dir(self._data)
             make_private_dir(self._parts)
+            self._check_format()
             self._remove_stray_parts()
             self._index = _LruIndex(max_bytes, self._evicted)
             self._load_index()
@@ -197,6 +202,37 @@ class DiskCache:
             raise
 
     # -- start-up ---------------------------------------------------------------------------
+
+    def _check_format(self) -> None:
+        """Drop entries an earlier cache format admitted under weaker rules; stamp ours.
+
+        Format 1 (no stamp) could admit an archive entry of one scan as another scan's file
+        when the listing had no digest. Which entries came from archives was not recorded, so
+        all of them go: they are downloaded again when read.
+        """
+        found = read_format(self.root)
+        if found == CACHE_FORMAT:
+            return
+        if found is not None and found > CACHE_FORMAT:
+            raise ConfigError(
+                f"cache directory {self.root} has format {found}, newer than this xnatfs "
+                f"understands ({CACHE_FORMAT}); use another --cache-dir or a newer xnatfs"
+            )
+        dropped = 0
+        for entry in iter_entries(self.root):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                dropped += 1
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / INDEX_FILE).unlink()
+        if dropped:
+            log.warning(
+                "cache %s was written by an earlier xnatfs whose archive prefetch could store "
+                "one scan's bytes as another's; dropped its %d entries (they are fetched again)",
+                self.root,
+                dropped,
+            )
+        write_private_text(self.root / FORMAT_FILE, FORMAT_TEXT)
 
     def _remove_stray_parts(self) -> None:
         """Parts left by a process that died mid-download: never complete, never served."""
