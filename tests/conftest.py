@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.mountutil import fuse_available
+from tests.support.mounting import fuse_available
 
 
 @pytest.fixture

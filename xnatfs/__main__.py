@@ -1,3 +1,3 @@
-from xnatfs.cli import main
+from xnatfs.app.cli import main
 
 raise SystemExit(main())

@@ -210,7 +210,7 @@ def read_all(paths: list[Path]) -> int:
 
 
 def cache_entries(cache: Path) -> list[Path]:
-    from xnatfs.cachedir import iter_entries
+    from xnatfs.cache.layout import iter_entries
 
     return sorted(Path(e.path) for e in iter_entries(cache))
 

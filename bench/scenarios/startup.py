@@ -22,7 +22,7 @@ STARTUP_LIMIT_S = 1.0
 
 def fill_cache(root: Path, entries: int) -> None:
     """Admit `entries` small distinct files into the cache at `root` (then release its lock)."""
-    from xnatfs.filecache import CacheKey, DiskCache
+    from xnatfs.cache.disk import CacheKey, DiskCache
 
     with DiskCache(root, 10 << 30) as cache:
         for i in range(entries):

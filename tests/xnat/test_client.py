@@ -10,8 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.xnat_stub import LOGIN_PAGE, Reply, Seen, StubAuth, XnatStub, json_reply, result_set
-from xnatfs.credentials import Credentials
+from tests.support.xnat_stub import (
+    LOGIN_PAGE,
+    Reply,
+    Seen,
+    StubAuth,
+    XnatStub,
+    json_reply,
+    result_set,
+)
 from xnatfs.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -20,6 +27,7 @@ from xnatfs.errors import (
     ProtocolError,
     Unavailable,
 )
+from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import DownloadInfo, XnatClient
 
 PASSWORD = "pa55-w0rd-never-shown"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from xnatfs.credentials import Credentials
 from xnatfs.errors import AuthenticationFailed, NotFound
+from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import XnatClient
 from xnatfs.xnat.paths import file_url_path, quote_segment, relative_file_path, selector
 

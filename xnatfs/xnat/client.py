@@ -16,7 +16,7 @@ in XNAT it comes from a failing handler (e.g. an unknown path below a session), 
 gives the same answer, so it is reported at once as `Unavailable`.
 
 Environment: requests' own netrc lookup is disabled (see `sessions.py`), so credentials come
-only from `xnatfs.credentials`. Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and
+only from `xnatfs.app.credentials`. Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and
 `REQUESTS_CA_BUNDLE` keep working.
 
 Logging: one DEBUG line per HTTP exchange on the `xnatfs.http` logger (method, path and query,
@@ -37,7 +37,6 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from xnatfs import __version__
-from xnatfs.credentials import Credentials
 from xnatfs.errors import (
     AccessDenied,
     AuthenticationFailed,
@@ -47,6 +46,7 @@ from xnatfs.errors import (
     ProtocolError,
     Unavailable,
 )
+from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.replies import (
     LOGIN_MARKER,
     Reply,

@@ -21,8 +21,8 @@ import requests
 import requests.adapters
 import requests.auth
 
-from xnatfs.credentials import Credentials
 from xnatfs.errors import Unavailable
+from xnatfs.xnat.auth import Credentials
 
 SESSION_COOKIE = "JSESSIONID"
 

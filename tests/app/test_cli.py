@@ -1,0 +1,81 @@
+"""The command line: option sources and their precedence, one-line errors, no mount."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from xnatfs.app import cli
+from xnatfs.errors import ConfigError
+
+
+def config_of(*argv: str) -> object:
+    args = cli.build_parser().parse_args(cli.expand_o_options(list(argv)))
+    return cli.mount_config(args)
+
+
+def test_options_from_flags_and_o_form() -> None:
+    cfg = config_of(
+        "mount",
+        "https://xnat.example.org/xnat/",
+        "/mnt/x",
+        "-o",
+        "cache_size=1G,allow_other",
+        "--metadata-ttl",
+        "5",
+    )
+    assert cfg.url == "https://xnat.example.org/xnat"  # type: ignore[attr-defined]
+    assert cfg.cache_size == 1024**3 and cfg.allow_other  # type: ignore[attr-defined]
+    assert cfg.metadata_ttl == 5.0  # type: ignore[attr-defined]
+
+
+def test_command_line_overrides_the_config_file(tmp_path: Path) -> None:
+    toml = tmp_path / "site.toml"
+    toml.write_text(
+        'url = "https://xnat.example.org"\nmountpoint = "/mnt/xnat"\n'
+        'cache_size = "2G"\nmetadata_ttl = 30\n'
+    )
+    cfg = config_of("mount", "--config", str(toml), "--cache-size", "3G")
+    assert cfg.url == "https://xnat.example.org"  # type: ignore[attr-defined]
+    assert str(cfg.mountpoint) == "/mnt/xnat"  # type: ignore[attr-defined]
+    assert cfg.cache_size == 3 * 1024**3 and cfg.metadata_ttl == 30.0  # type: ignore[attr-defined]
+
+
+def test_config_file_unknown_key_names_it(tmp_path: Path) -> None:
+    toml = tmp_path / "bad.toml"
+    toml.write_text('url = "https://x.org"\nmountpoint = "/m"\ncache_sise = "1G"\n')
+    with pytest.raises(ConfigError, match="cache_sise"):
+        config_of("mount", "--config", str(toml))
+
+
+@pytest.mark.parametrize(
+    ("argv", "phrase"),
+    [
+        (["mount", "https://u:p@x.org", "/m"], "credentials"),
+        (["mount", "ftp://x.org", "/m"], "URL"),
+        (["mount", "https://x.org", "/m", "--cache-size", "lots"], "cache_size"),
+        (["mount", "https://x.org", "/m", "--max-connections", "0"], "max_connections"),
+        (["mount", "https://x.org", "/m", "-o", "rw"], "read-only"),
+        (["mount"], "URL"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(
+    argv: list[str], phrase: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and phrase in err[0] and err[0].startswith("xnatfs: ")
+    assert "u:p" not in err[0]
+
+
+def test_a_url_first_is_the_mount_helper_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # mount.fuse3 runs `xnatfs URL MOUNTPOINT -o ...` when no mount.fuse.xnatfs is installed.
+    status = cli.main(
+        ["https://xnat.example.org", "/mnt/x", "-f", "-o", "ro,cache_size=1G,dev,suid"]
+    )
+    assert status == 0
+    err = capsys.readouterr().err
+    assert "xnatfs mount https://xnat.example.org /mnt/x --cache-size=1G" in err
+    assert sys.executable in err

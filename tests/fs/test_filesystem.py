@@ -1,0 +1,435 @@
+"""The filesystem core driven directly (no mount, no HTTP): an in-memory remote stands in for
+the XNAT client, so request counts, shared downloads and verification can be asserted exactly."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+import trio
+
+from xnatfs.cache.disk import DiskCache
+from xnatfs.data.downloads import DataStore
+from xnatfs.data.prefetch import Prefetcher
+from xnatfs.errors import IntegrityError, NotFound, ReadOnly, Unavailable, errno_for
+from xnatfs.fs.filesystem import Filesystem
+from xnatfs.fs.inodes import ROOT_INODE
+from xnatfs.namespace.listings import Listings
+
+E = "XNAT_E00001"
+FILES = f"/data/experiments/{E}/scans/1/resources/11/files"
+BIG = bytes(range(256)) * 4096  # 1 MiB
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+class FakeRemote:
+    """Answers listings from a dict and streams file bodies from a worker thread."""
+
+    def __init__(self) -> None:
+        self.listings: dict[str, list[dict[str, str]]] = {
+            "/data/projects": [{"ID": "TEST", "insert_date": "2024-01-01 00:00:00.0"}],
+            "/data/projects/TEST/subjects": [{"ID": "XNAT_S00001", "label": "1"}],
+            "/data/projects/TEST/subjects/XNAT_S00001/experiments": [
+                {"ID": E, "label": "MR1", "date": "2024-02-03"}
+            ],
+            f"/data/experiments/{E}/scans": [{"ID": "1", "type": "T1"}],
+            f"/data/experiments/{E}/scans/1/resources": [
+                {"xnat_abstractresource_id": "11", "label": "DICOM", "cat_id": "1"}
+            ],
+            FILES: [
+                self.row("small.dcm", b"hello"),
+                self.row("big.dcm", BIG),
+                self.row("nosize.dcm", b"abc" * 1000, size=""),
+            ],
+        }
+        self.bodies: dict[str, bytes] = {
+            f"{FILES}/small.dcm": b"hello",
+            f"{FILES}/big.dcm": BIG,
+            f"{FILES}/nosize.dcm": b"abc" * 1000,
+        }
+        self.list_calls: list[str] = []
+        self.get_calls: list[str] = []
+        self.client = self  # the prefetcher streams archives through `remote.client`
+        self.zip_calls: list[str] = []
+        self.zip_gate = threading.Event()
+        self.zip_gate.set()
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_next: Exception | None = None
+
+    @staticmethod
+    def row(name: str, body: bytes, size: str | None = None) -> dict[str, str]:
+        return {
+            "Name": name,
+            "Size": str(len(body)) if size is None else size,
+            "URI": f"{FILES}/{name}",
+            "collection": "DICOM",
+            "cat_ID": "11",
+            "digest": md5(body),
+        }
+
+    async def list(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> list[dict[str, str]]:
+        self.list_calls.append(path)
+        await trio.sleep(0)
+        if path not in self.listings:
+            raise NotFound(path)
+        return self.listings[path]
+
+    async def download(
+        self,
+        path: str,
+        write: Callable[[int, bytes], None],
+        same: Callable[[int, bytes], bool],
+        cancel: threading.Event,
+        params: Mapping[str, str] | None = None,
+    ) -> object:
+        self.get_calls.append(path)
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+        body = self.bodies[path]
+
+        def stream() -> None:
+            for offset in range(0, len(body), 64 * 1024):
+                write(offset, body[offset : offset + 64 * 1024])
+                if offset == 0:
+                    # Hold the rest back until the test opens the gate.
+                    self.gate.wait(10)
+
+        await trio.to_thread.run_sync(stream)
+        return None
+
+    async def run(self, fn: Callable[[], object]) -> object:
+        return await trio.to_thread.run_sync(fn)
+
+    @contextlib.contextmanager
+    def stream(
+        self, path: str, params: Mapping[str, str] | None = None
+    ) -> Iterator[Iterator[bytes]]:
+        assert params == {"format": "zip"}
+        self.zip_calls.append(path)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            for row in self.listings[path]:
+                rel = row["URI"].split("/files/", 1)[1]
+                z.writestr(f"MR1/scans/1-T1/resources/DICOM/files/{rel}", self.bodies[row["URI"]])
+        data = buf.getvalue()
+
+        def chunks() -> Iterator[bytes]:
+            for i in range(0, len(data), 1000):
+                yield data[i : i + 1000]
+                self.zip_gate.wait(10)  # the test decides how far the archive gets
+
+        yield chunks()
+
+
+@pytest.fixture
+def remote() -> FakeRemote:
+    return FakeRemote()
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Iterator[DiskCache]:
+    c = DiskCache(tmp_path / "cache", 64 * 1024 * 1024)
+    yield c
+    c.close()
+
+
+async def walk(fs: Filesystem, *names: str) -> int:
+    ino = ROOT_INODE
+    for name in names:
+        ino = (await fs.lookup(ino, name)).ino
+    return ino
+
+
+async def read_all(fs: Filesystem, ino: int, chunk: int = 128 * 1024) -> bytes:
+    fh, _, _ = fs.open(ino, 0)
+    out = bytearray()
+    try:
+        while True:
+            data = await fs.read(fh, len(out), chunk)
+            if not data:
+                return bytes(out)
+            out += data
+    finally:
+        fs.release(fh)
+
+
+def make_fs(
+    remote: FakeRemote,
+    cache: DiskCache,
+    nursery: trio.Nursery,
+    ttl: float = 60,
+    prefetch: str = "off",
+) -> Filesystem:
+    listings = Listings(remote, ttl)  # type: ignore[arg-type]
+    prefetcher = Prefetcher(remote, listings, nursery, mode=prefetch)  # type: ignore[arg-type]
+    store = DataStore(remote, cache, nursery, prefetcher)  # type: ignore[arg-type]
+    return Filesystem(listings, store, root_mtime_ns=1)
+
+
+async def test_one_listing_per_directory_and_lookups_reuse_it(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        fh = await fs.opendir(res)
+        names = [n.name for n in fs.readdir(fh, 0)]
+        assert names == ["big.dcm", "nosize.dcm", "small.dcm"]
+        async with trio.open_nursery() as inner:
+            for name in names * 5:
+                inner.start_soon(fs.lookup, res, name)
+        assert remote.list_calls.count(FILES) == 1
+        # Probes for names a file manager looks for cost nothing once the parent is listed.
+        before = len(remote.list_calls)
+        for probe in (".hidden", "desktop.ini", ".git"):
+            with pytest.raises(NotFound):
+                await fs.lookup(res, probe)
+        assert len(remote.list_calls) == before
+        assert remote.get_calls == []  # listing and stat download nothing
+        fs.releasedir(fh)
+        nursery.cancel_scope.cancel()
+
+
+async def test_reads_are_answered_before_the_download_ends(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    remote.gate.clear()
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "big.dcm")
+        fh, size_known, _ = fs.open(ino, 0)
+        assert size_known and remote.get_calls == []  # open downloads nothing
+        with trio.fail_after(5):
+            head = await fs.read(fh, 0, 4096)
+        assert head == BIG[:4096]
+        # Only the first chunk has arrived: the end of the file is still pending.
+        with trio.move_on_after(0.2) as scope:
+            await fs.read(fh, len(BIG) - 10, 10)
+        assert scope.cancelled_caught
+        remote.gate.set()
+        with trio.fail_after(5):
+            assert await fs.read(fh, len(BIG) - 10, 10) == BIG[-10:]
+        fs.release(fh)
+        nursery.cancel_scope.cancel()
+
+
+async def test_two_readers_share_one_download_and_rereads_hit_the_cache(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "big.dcm")
+        results: list[bytes] = []
+
+        async def reader() -> None:
+            results.append(await read_all(fs, ino))
+
+        async with trio.open_nursery() as inner:
+            inner.start_soon(reader)
+            inner.start_soon(reader)
+        assert results == [BIG, BIG]
+        assert remote.get_calls == [f"{FILES}/big.dcm"]
+        assert await read_all(fs, ino) == BIG
+        assert len(remote.get_calls) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_digest_mismatch_is_eio_and_never_cached(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    remote.bodies[f"{FILES}/small.dcm"] = b"HELLO"  # same size, wrong bytes
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "small.dcm")
+        with pytest.raises(IntegrityError) as info:
+            await read_all(fs, ino)
+        assert errno_for(info.value) == errno.EIO
+        assert cache.stats().entries == 0
+        remote.bodies[f"{FILES}/small.dcm"] = b"hello"
+        assert await read_all(fs, ino) == b"hello"  # the next read tries again
+        with trio.fail_after(5):  # admitted right after the readers were answered
+            while cache.stats().entries != 1:
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+
+async def test_failed_download_wakes_readers_and_next_read_retries(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    remote.fail_next = Unavailable("server down")
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "small.dcm")
+        fh, _, _ = fs.open(ino, 0)
+        with pytest.raises(Unavailable):
+            await fs.read(fh, 0, 5)
+        assert await fs.read(fh, 0, 5) == b"hello"
+        fs.release(fh)
+        nursery.cancel_scope.cancel()
+
+
+async def test_file_without_size_reads_completely_and_learns_its_size(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "nosize.dcm")
+        assert fs.entry(ino).size == 0
+        fh, size_known, _ = fs.open(ino, 0)
+        assert not size_known
+        fs.release(fh)
+        assert await read_all(fs, ino, chunk=1000) == b"abc" * 1000
+        assert fs.entry(ino).size == 3000
+        nursery.cancel_scope.cancel()
+
+
+async def test_lookup_counts_balance_and_writes_are_refused(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "small.dcm")
+        again = (
+            await fs.lookup(await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM"), "small.dcm")
+        ).ino
+        assert again == ino and fs.inodes.count(ino) == 2
+        with pytest.raises(ReadOnly):
+            fs.open(ino, 1)  # O_WRONLY
+        counts = fs.inodes.counts()
+        fs.forget([(i, c) for i, c in counts.items() if i != ROOT_INODE])
+        assert fs.inodes.counts() == {ROOT_INODE: 1}
+        # A forgotten path gets a new, never reused number.
+        assert await walk(fs, "TEST") not in counts
+        nursery.cancel_scope.cancel()
+
+
+async def test_accession_id_alias_resolves_without_being_listed(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        project = await walk(fs, "TEST")
+        fh = await fs.opendir(project)
+        assert [n.name for n in fs.readdir(fh, 0)] == ["1", "resources"]
+        alias = await fs.lookup(project, "XNAT_S00001")
+        assert alias.node.dir == (await fs.lookup(project, "1")).node.dir
+        nursery.cancel_scope.cancel()
+
+
+async def test_listing_ttl_expires(remote: FakeRemote, cache: DiskCache) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, ttl=0.2)
+        await walk(fs, "TEST")
+        await walk(fs, "TEST")
+        assert remote.list_calls.count("/data/projects") == 1
+        time.sleep(0.3)
+        await walk(fs, "TEST")
+        assert remote.list_calls.count("/data/projects") == 2
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("mode", ["zip", "parallel"])
+async def test_walking_a_series_prefetches_the_rest(
+    remote: FakeRemote, cache: DiskCache, mode: str
+) -> None:
+    series = {f"{i}.dcm": bytes([i]) * (1000 + i) for i in range(1, 21)}
+    remote.listings[FILES] = [FakeRemote.row(n, b) for n, b in series.items()]
+    remote.bodies = {f"{FILES}/{n}": b for n, b in series.items()}
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, prefetch=mode)
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        got = {}
+        for name in series:  # a reader walking the series in name order
+            got[name] = await read_all(fs, (await fs.lookup(res, name)).ino)
+        assert got == series
+        with trio.fail_after(5):
+            while cache.stats().entries < len(series):
+                await trio.sleep(0.01)
+        if mode == "zip":
+            # Two single GETs started the walk; one archive brought the other 18 files.
+            assert len(remote.get_calls) == 2 and remote.zip_calls == [FILES]
+        else:
+            assert sorted(remote.get_calls) == sorted(f"{FILES}/{n}" for n in series)
+        assert cache.stats().entries == len(series)
+        nursery.cancel_scope.cancel()
+
+
+async def test_prefetch_off_fetches_file_by_file(remote: FakeRemote, cache: DiskCache) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, prefetch="off")
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        for name in ("small.dcm", "big.dcm", "nosize.dcm"):
+            await read_all(fs, (await fs.lookup(res, name)).ino)
+        assert remote.zip_calls == [] and len(remote.get_calls) == 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_file_a_reader_waits_for_comes_before_the_archive(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    series = {f"{i}.dcm": bytes([i]) * (3000 + i) for i in range(1, 21)}
+    remote.listings[FILES] = [FakeRemote.row(n, b) for n, b in series.items()]
+    remote.bodies = {f"{FILES}/{n}": b for n, b in series.items()}
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, prefetch="zip")
+        res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
+        remote.zip_gate.clear()  # the archive stalls near its start
+        for name in ("1.dcm", "2.dcm"):  # two misses start the prefetch
+            assert await read_all(fs, (await fs.lookup(res, name)).ino) == series[name]
+        with trio.fail_after(5):
+            while not remote.zip_calls:
+                await trio.sleep(0.01)
+        # A viewer jumps to the last slice: it must not wait for the archive to get there.
+        with trio.fail_after(5):
+            last = await read_all(fs, (await fs.lookup(res, "20.dcm")).ino)
+        assert last == series["20.dcm"]
+        assert f"{FILES}/20.dcm" in remote.get_calls
+        remote.zip_gate.set()
+        for name, body in series.items():
+            assert await read_all(fs, (await fs.lookup(res, name)).ino) == body
+        assert remote.get_calls.count(f"{FILES}/20.dcm") == 1 and len(remote.zip_calls) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_selector_that_matches_nothing_is_an_empty_directory(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    # Without a project in the path XNAT answers 404 for an empty selector (§3.6).
+    remote.listings[f"/data/experiments/{E}/reconstructions"] = []
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        for _ in range(2):
+            recon_all = await walk(fs, "TEST", "1", "MR1", "reconstructions", "ALL")
+            fh = await fs.opendir(recon_all)
+            assert fs.readdir(fh, 0) == ()
+            fs.releasedir(fh)
+        path = f"/data/experiments/{E}/reconstructions/ALL/out/resources"
+        assert remote.list_calls.count(path) == 1  # the empty answer is cached too
+        nursery.cancel_scope.cancel()
+
+
+async def test_resolving_an_alias_costs_one_listing_even_without_caching(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery, ttl=0)
+        project = await walk(fs, "TEST")
+        before = remote.list_calls.count("/data/projects/TEST/subjects")
+        await fs.lookup(project, "XNAT_S00001")
+        assert remote.list_calls.count("/data/projects/TEST/subjects") == before + 1
+        nursery.cancel_scope.cancel()

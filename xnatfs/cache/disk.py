@@ -1,0 +1,549 @@
+"""The persistent disk cache: a size-bounded LRU of verified, complete remote files.
+
+Contract, in one paragraph: an entry is admitted only as a rename of a complete part file whose
+size (when the listing has one) and MD5 (when the listing has a digest) match its key, so a
+reader can never be handed a partial or corrupt file. Keys name a file *version* (URI + size +
+digest), so an entry never goes stale; a file that changes on the server gets a new key. The size
+limit is enforced at admission: after `admit` returns, the entries in the directory add up to at
+most `max_bytes`. Only part files still being written, and evicted entries that a reader still
+holds open (POSIX keeps an unlinked file readable through its fd), take space beyond that.
+
+Threads: every method runs on the trio thread only (cachetools is not thread-safe). Download
+threads touch nothing here but the fd and path that `create_part` handed out.
+
+The on-disk layout, the lock and the private-file helpers are in `cachedir`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cachetools import LRUCache
+
+from xnatfs.cache.layout import (
+    CACHE_FORMAT,
+    DATA_DIR,
+    FORMAT_FILE,
+    FORMAT_TEXT,
+    INDEX_FILE,
+    INDEX_HEADER,
+    PART_SUFFIX,
+    PARTS_DIR,
+    STATS_FILE,
+    entry_path,
+    in_use_message,
+    iter_entries,
+    make_private_dir,
+    read_format,
+    try_lock,
+    write_private_json,
+    write_private_text,
+)
+from xnatfs.errors import ConfigError, IntegrityError
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 5.0  # seconds between stats.json writes during a mount
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """One version of one remote file, as the listing describes it.
+
+    `uri` is the canonical file URI from the listing row, `size` its `Size` (None when the
+    listing had none), `digest` its MD5 hex ("" when the listing had none).
+    """
+
+    uri: str
+    size: int | None
+    digest: str
+
+    def name(self) -> str:
+        """Stable 64-hex-digit file name derived from all three fields.
+
+        The digest is lower-cased first, so keys that differ only in hex case share an entry.
+        """
+        return _entry_name(self.uri, self.size, self.digest.lower())
+
+
+@functools.lru_cache(maxsize=65536)
+def _entry_name(uri: str, size: int | None, digest: str) -> str:
+    # Memoised: the filesystem asks for the same names on every open, claim and admission.
+    canonical = json.dumps([uri, size, digest], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters since this `DiskCache` was opened, plus the current contents.
+
+    `rejected` counts parts that were not admitted: larger than the whole cache, or failing
+    verification against their key.
+    """
+
+    entries: int
+    bytes: int
+    limit: int
+    hits: int
+    misses: int
+    evictions: int
+    rejected: int
+
+
+_SAVED_INDEX = re.compile(r"(?:[0-9a-f]{64} [0-9]+\n)*")
+
+
+class _LruIndex(LRUCache[str, int]):
+    """entry name -> size in bytes, least recently used first.
+
+    `popitem` (which cachetools also calls when an insert needs room) reports every eviction to
+    `on_evict`, which unlinks the file: the index and the directory never disagree for long.
+    """
+
+    def __init__(self, maxsize: int, on_evict: Callable[[str, int], None]) -> None:
+        # Our own copy of the recency order (cachetools keeps its own privately), so the
+        # order can be saved at unmount.
+        self._recency: OrderedDict[str, None] = OrderedDict()
+        super().__init__(maxsize=maxsize, getsizeof=_identity)
+        self._on_evict = on_evict
+
+    def __setitem__(self, name: str, size: int) -> None:
+        super().__setitem__(name, size)
+        self._recency[name] = None
+        self._recency.move_to_end(name)
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._recency.pop(name, None)
+
+    def popitem(self) -> tuple[str, int]:
+        name, size = super().popitem()
+        self._on_evict(name, size)
+        return name, size
+
+    def touch(self, name: str) -> None:
+        """Mark `name` most recently used (a cachetools lookup does exactly that)."""
+        self[name]
+        self._recency.move_to_end(name)
+
+    def load(self, items: list[tuple[str, int]]) -> None:
+        """Insert many entries, least recently used first (start-up: no per-item reordering)."""
+        setitem = LRUCache.__setitem__
+        recency = self._recency
+        for name, size in items:
+            setitem(self, name, size)  # may evict the oldest through popitem
+            recency[name] = None
+
+    def in_lru_order(self) -> list[tuple[str, int]]:
+        """(name, size), least recently used first."""
+        return [(name, self[name]) for name in list(self._recency) if name in self]
+
+
+def _identity(size: int) -> int:
+    return size
+
+
+class DiskCache:
+    """All methods are synchronous and are called only from the trio thread (never from worker
+    threads), so no locking is needed inside the process; downloads write to part files through
+    their own fds in worker threads.
+
+    One process at a time: the constructor takes an exclusive flock on `root/lock` and raises
+    `ConfigError` when another process holds it.
+    """
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ConfigError(f"cache size must not be negative: {max_bytes}")
+        self.root = Path(root)
+        self.max_bytes = max_bytes
+        self._data = self.root / DATA_DIR
+        self._parts = self.root / PARTS_DIR
+        self._hits = self._misses = self._evictions = self._rejected = 0
+        self._clock = 0  # last mtime (ns) stamped on an entry; strictly increasing
+        self._last_persist = 0.0
+        self._lock_fd: int | None = None
+        try:
+            make_private_dir(self.root, tighten=False)
+            fd = try_lock(self.root)
+        except OSError as exc:
+            raise ConfigError(f"cannot use cache directory {self.root}: {exc}") from None
+        if fd is None:
+            raise ConfigError(in_use_message(self.root))
+        self._lock_fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            make_private_dir(self._data)
+            make_private_dir(self._parts)
+            self._check_format()
+            self._remove_stray_parts()
+            self._index = _LruIndex(max_bytes, self._evicted)
+            self._load_index()
+            self._persist_stats()
+        except OSError as exc:
+            self.close()
+            raise ConfigError(f"cannot use cache directory {self.root}: {exc}") from None
+        except BaseException:
+            self.close()
+            raise
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def _check_format(self) -> None:
+        """Drop entries an earlier cache format admitted under weaker rules; stamp ours.
+
+        Format 1 (no stamp) could admit an archive entry of one scan as another scan's file
+        when the listing had no digest. Which entries came from archives was not recorded, so
+        all of them go: they are downloaded again when read.
+        """
+        found = read_format(self.root)
+        if found == CACHE_FORMAT:
+            return
+        if found is not None and found > CACHE_FORMAT:
+            raise ConfigError(
+                f"cache directory {self.root} has format {found}, newer than this xnatfs "
+                f"understands ({CACHE_FORMAT}); use another --cache-dir or a newer xnatfs"
+            )
+        dropped = 0
+        for entry in iter_entries(self.root):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                dropped += 1
+        with contextlib.suppress(FileNotFoundError):
+            (self.root / INDEX_FILE).unlink()
+        if dropped:
+            log.warning(
+                "cache %s was written by an earlier xnatfs whose archive prefetch could store "
+                "one scan's bytes as another's; dropped its %d entries (they are fetched again)",
+                self.root,
+                dropped,
+            )
+        write_private_text(self.root / FORMAT_FILE, FORMAT_TEXT)
+
+    def _remove_stray_parts(self) -> None:
+        """Parts left by a process that died mid-download: never complete, never served."""
+        removed = 0
+        for entry in os.scandir(self._parts):
+            if entry.name.endswith(PART_SUFFIX) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+        if removed:
+            log.info("removed %d unfinished download(s) from %s", removed, self._parts)
+
+    def _load_index(self) -> None:
+        """Rebuild the LRU: from the index a clean unmount left, else from the directory."""
+        saved = self._read_saved_index()
+        if saved is not None:
+            # The saved order is the LRU order; new stamps must sort after every old mtime.
+            self._clock = time.time_ns()
+            found = [(0, name, size) for name, size in saved]
+        else:
+            found = self._scan_entries()
+        fitting = []
+        for _, name, size in found:
+            if size > self.max_bytes:
+                # The limit shrank since the entry was admitted.
+                self._unlink_entry(name)
+                self._evictions += 1
+                continue
+            fitting.append((name, size))
+        # Inserting in LRU order lets cachetools evict the oldest when the limit shrank.
+        self._index.load(fitting)
+
+    def _read_saved_index(self) -> list[tuple[str, int]] | None:
+        """The (name, size) list of the last clean unmount, least recent first, or None.
+
+        The file is removed as it is read, so a mount that ends without closing (a crash, a
+        SIGKILL) leaves none and the next start scans the directory instead. Entries listed
+        here but gone from disk cost nothing: `open` treats a vanished entry as a miss.
+        """
+        path = self.root / INDEX_FILE
+        try:
+            text = path.read_text(encoding="ascii")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return None
+        except OSError as exc:
+            log.warning("could not read %s: %s", path, exc)
+            return None
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        header, _, body = text.partition("\n")
+        # One pass of the regex engine checks all 50,000 lines at C speed.
+        if header != INDEX_HEADER or _SAVED_INDEX.fullmatch(body) is None:
+            log.warning("ignoring a damaged cache index in %s", self.root)
+            return None
+        fields = body.split()
+        return [(fields[i], int(fields[i + 1])) for i in range(0, len(fields), 2)]
+
+    def _save_index(self) -> None:
+        lines = [INDEX_HEADER, *(f"{name} {size}" for name, size in self._index.in_lru_order())]
+        write_private_text(self.root / INDEX_FILE, "\n".join(lines) + "\n")
+
+    def _scan_entries(self) -> list[tuple[int, str, int]]:
+        """Every entry on disk as (mtime, name, size), oldest mtime (least recent) first."""
+        found: list[tuple[int, str, int]] = []
+        for entry in iter_entries(self.root):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            found.append((st.st_mtime_ns, entry.name, st.st_size))
+        found.sort()
+        if found:
+            self._clock = found[-1][0]
+        return found
+
+    # -- the API the filesystem core uses ---------------------------------------------------
+
+    def open(self, key: CacheKey) -> int | None:
+        """O_RDONLY fd of the complete entry for `key` (a hit), or None (a miss).
+
+        A hit becomes the most recently used entry, persisted as the file's mtime so the order
+        survives a restart. An entry whose size on disk disagrees with `key.size` is dropped and
+        reported as a miss.
+        """
+        name = key.name()
+        if name not in self._index:
+            self._miss()
+            return None
+        path = entry_path(self.root, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            # Gone or unreadable behind our back: download again (admit replaces the file).
+            log.warning("cache entry for %s unusable, dropped: %s", key.uri, exc)
+            self._forget(name)
+            self._miss()
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if key.size is not None and size != key.size:
+                log.warning(
+                    "dropping cache entry for %s: %d bytes on disk, listing says %d",
+                    key.uri,
+                    size,
+                    key.size,
+                )
+                os.close(fd)
+                self._forget(name)
+                self._unlink_entry(name)
+                self._miss()
+                return None
+            self._index.touch(name)
+            try:
+                os.utime(fd, ns=(self._stamp(),) * 2)
+            except OSError as exc:  # only the order after a restart suffers
+                log.debug("could not record the use of %s: %s", name, exc)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        self._hits += 1
+        self._maybe_persist()
+        return fd
+
+    def contains(self, key: CacheKey) -> bool:
+        """Whether a complete entry for `key` is indexed (no hit/miss counted, no LRU touch)."""
+        return key.name() in self._index
+
+    def create_part(self, key: CacheKey) -> tuple[str, int]:
+        """A new unique part path inside the cache and an O_RDWR|O_CREAT|O_EXCL fd (mode 0600)."""
+        path = self._parts / f"{key.name()}.{secrets.token_hex(8)}{PART_SUFFIX}"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        return str(path), fd
+
+    def admit(self, key: CacheKey, part_path: str, md5_hex: str) -> bool:
+        """Verify a complete part file and move it into the cache as the entry for `key`.
+
+        `md5_hex` is the MD5 the downloader computed over the bytes it wrote. On a size or
+        digest mismatch the part is unlinked and `IntegrityError` is raised. Returns False (part
+        unlinked) when the file is larger than the whole cache, or when the cache directory
+        refuses the rename; True once it is an entry. An fd the caller holds on the part stays
+        valid either way.
+        """
+        part = Path(part_path)
+        if part.parent != self._parts or not part.name.endswith(PART_SUFFIX):
+            raise ValueError(f"not a part file of this cache: {part_path}")
+        try:
+            size = os.stat(part).st_size
+        except BaseException:
+            self.discard(part_path)
+            raise
+        problem = mismatch(key, size, md5_hex)
+        if problem is not None:
+            self.discard(part_path)
+            self._rejected += 1
+            self._maybe_persist()
+            log.warning("not caching %s: %s", key.uri, problem)
+            raise IntegrityError(f"{key.uri}: {problem}")
+        if size > self.max_bytes:
+            self.discard(part_path)
+            self._rejected += 1
+            self._maybe_persist()
+            log.info(
+                "not caching %s: %d bytes exceed the cache limit of %d",
+                key.uri,
+                size,
+                self.max_bytes,
+            )
+            return False
+        name = key.name()
+        if name in self._index:
+            # Same version downloaded twice: the new file replaces the old one in place.
+            self._forget(name)
+        self._evict_until(self.max_bytes - size)
+        target = entry_path(self.root, name)
+        try:
+            os.utime(part, ns=(self._stamp(),) * 2)
+            try:
+                os.rename(part, target)
+            except FileNotFoundError:
+                if not part.exists():
+                    raise
+                make_private_dir(target.parent)
+                os.rename(part, target)
+        except OSError as exc:
+            # The bytes are verified and the caller still holds them: failing to keep them is
+            # no reason to fail the read.
+            self.discard(part_path)
+            log.warning("could not cache %s: %s", key.uri, exc)
+            return False
+        except BaseException:
+            self.discard(part_path)
+            raise
+        self._index[name] = size
+        self._maybe_persist()
+        return True
+
+    def discard(self, part_path: str) -> None:
+        """Unlink a part after a failed download; no error if it is already gone."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part_path)
+
+    def make_room(self, nbytes: int) -> int:
+        """Evict least recently used entries until `nbytes` are freed (or the cache is empty).
+
+        For the core to call after ENOSPC before its one retry. Returns the bytes freed.
+        """
+        freed = 0
+        while freed < nbytes and self._index:
+            _, size = self._index.popitem()
+            freed += size
+        self._maybe_persist()
+        return freed
+
+    def stats(self) -> CacheStats:
+        return CacheStats(
+            entries=len(self._index),
+            bytes=int(self._index.currsize),
+            limit=self.max_bytes,
+            hits=self._hits,
+            misses=self._misses,
+            evictions=self._evictions,
+            rejected=self._rejected,
+        )
+
+    def close(self) -> None:
+        """Persist the counters for `xnatfs cache info` and release the lock. Idempotent."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is None:
+            return
+        try:
+            if hasattr(self, "_index"):
+                self._persist_stats()
+                # Lets the next start skip a stat of every entry (50,000 of them take seconds).
+                self._save_index()
+            os.ftruncate(fd, 0)  # no pid: nobody holds the lock any more
+        except OSError as exc:
+            log.warning("could not save cache statistics in %s: %s", self.root, exc)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> DiskCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _miss(self) -> None:
+        self._misses += 1
+        self._maybe_persist()
+
+    def _stamp(self) -> int:
+        """A strictly increasing mtime, so restart order never depends on timestamp ties."""
+        self._clock = max(time.time_ns(), self._clock + 1)
+        return self._clock
+
+    def _evict_until(self, budget: int) -> None:
+        while self._index.currsize > budget:
+            self._index.popitem()
+
+    def _evicted(self, name: str, size: int) -> None:
+        self._evictions += 1
+        self._unlink_entry(name)
+        log.debug("evicted %s (%d bytes)", name, size)
+
+    def _forget(self, name: str) -> None:
+        """Drop `name` from the index without counting an eviction or touching the file."""
+        del self._index[name]
+
+    def _unlink_entry(self, name: str) -> None:
+        try:
+            os.unlink(entry_path(self.root, name))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                log.warning("could not remove cache entry %s: %s", name, exc)
+
+    def _maybe_persist(self) -> None:
+        if time.monotonic() - self._last_persist >= STATS_INTERVAL:
+            try:
+                self._persist_stats()
+            except OSError as exc:
+                log.warning("could not save cache statistics in %s: %s", self.root, exc)
+
+    def _persist_stats(self) -> None:
+        self._last_persist = time.monotonic()
+        s = self.stats()
+        write_private_json(
+            self.root / STATS_FILE,
+            {
+                "entries": s.entries,
+                "bytes": s.bytes,
+                "limit": s.limit,
+                "hits": s.hits,
+                "misses": s.misses,
+                "evictions": s.evictions,
+                "rejected": s.rejected,
+                "pid": os.getpid(),
+                "updated": time.time(),
+            },
+        )
+
+
+def mismatch(key: CacheKey, size: int, md5_hex: str) -> str | None:
+    """Why a downloaded file does not match its key, or None when it does."""
+    if key.size is not None and size != key.size:
+        return f"downloaded {size} bytes, the listing says {key.size}"
+    if key.digest and md5_hex.lower() != key.digest.lower():
+        return f"MD5 {md5_hex.lower()} differs from the listing's digest {key.digest.lower()}"
+    return None

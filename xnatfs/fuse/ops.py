@@ -1,0 +1,238 @@
+"""The pyfuse3 adapter: translates kernel requests into `Filesystem` calls and back.
+
+This is the only module (with `mount.py`) that imports pyfuse3. Every handler is guarded: pyfuse3
+lets only `FUSEError` through, and any other exception would end the whole mount, so an
+unexpected exception becomes EIO plus a logged traceback, and the mount stays alive.
+Exceptions become errno values in one place: `xnatfs.errors.errno_for`.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import json
+import logging
+import os
+import stat
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import pyfuse3
+
+from xnatfs.errors import NotFound, XnatfsError, errno_for
+from xnatfs.fs.filesystem import Entry, Filesystem
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+BLOCK_SIZE = 128 * 1024
+# `getfattr -n user.xnatfs.stats MOUNTPOINT`: live counters of the mount, as JSON.
+STATS_XATTR = b"user.xnatfs.stats"
+
+
+def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """Turn every exception into a FUSEError; unexpected ones are logged with a traceback."""
+
+    @functools.wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await handler(*args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as exc:
+            code = errno_for(exc)
+            if code == errno.EIO and not _expected(exc):
+                log.exception("%s%r failed", handler.__name__, args[1:])
+            elif code == errno.ENOENT:
+                log.debug("%s: %s", handler.__name__, exc)
+            else:
+                log.info("%s: %s", handler.__name__, exc)
+            raise pyfuse3.FUSEError(code) from exc
+
+    return wrapper
+
+
+def _expected(exc: BaseException) -> bool:
+    """Failures the user should see as one log line, not as a traceback."""
+    return isinstance(exc, XnatfsError)
+
+
+def _read_only() -> pyfuse3.FUSEError:
+    return pyfuse3.FUSEError(errno.EROFS)
+
+
+class XnatOperations(pyfuse3.Operations):
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, fs: Filesystem, *, ttl: float, uid: int, gid: int) -> None:
+        super().__init__()
+        self.fs = fs
+        self.ttl = ttl
+        self.uid = uid
+        self.gid = gid
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _attrs(self, entry: Entry) -> pyfuse3.EntryAttributes:
+        attrs = pyfuse3.EntryAttributes()
+        node = entry.node
+        attrs.st_ino = entry.ino
+        attrs.generation = 0
+        if node.is_dir:
+            attrs.st_mode = stat.S_IFDIR | 0o555
+            attrs.st_nlink = 2
+            attrs.st_size = 0
+        else:
+            attrs.st_mode = stat.S_IFREG | 0o444
+            attrs.st_nlink = 1
+            attrs.st_size = entry.size
+        attrs.st_blksize = BLOCK_SIZE
+        attrs.st_blocks = (attrs.st_size + 511) // 512
+        attrs.st_uid = self.uid
+        attrs.st_gid = self.gid
+        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
+        # pyfuse3 defaults both to 300 s; metadata must not look fresher than --metadata-ttl.
+        attrs.entry_timeout = self.ttl
+        attrs.attr_timeout = self.ttl
+        if node.file is not None and node.file.size is None:
+            # The size is learned by the first complete read; let the kernel ask again (it
+            # costs no request).
+            attrs.attr_timeout = 0
+        return attrs
+
+    # -- lookups and attributes --------------------------------------------------------------
+
+    @guard
+    async def lookup(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    ) -> pyfuse3.EntryAttributes:
+        try:
+            entry = await self.fs.lookup(parent_inode, os.fsdecode(name))
+        except NotFound:
+            # A negative entry (inode 0) lets the kernel remember the miss for the TTL, so file
+            # managers probing `.hidden` or `desktop.ini` do not even reach us again.
+            attrs = pyfuse3.EntryAttributes()
+            attrs.st_ino = 0
+            attrs.entry_timeout = self.ttl
+            return attrs
+        return self._attrs(entry)
+
+    @guard
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self._attrs(self.fs.entry(inode))
+
+    @guard
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        try:
+            self.fs.forget(list(inode_list))
+        except Exception:  # forget must not raise, not even FUSEError
+            log.exception("forget failed")
+
+    # -- directories -------------------------------------------------------------------------
+
+    @guard
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        return await self.fs.opendir(inode)
+
+    @guard
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        for offset, node in enumerate(self.fs.readdir(fh, start_id), start=start_id + 1):
+            # readdir is readdirplus in pyfuse3: every entry the kernel accepts is a lookup.
+            entry = self.fs.remember(node)
+            if not pyfuse3.readdir_reply(token, os.fsencode(node.name), self._attrs(entry), offset):
+                self.fs.forget([(entry.ino, 1)])
+                break
+
+    @guard
+    async def releasedir(self, fh: int) -> None:
+        self.fs.releasedir(fh)
+
+    # -- files -------------------------------------------------------------------------------
+
+    @guard
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        fh, size_known, verified = self.fs.open(inode, flags)
+        # Kernel pages are kept only for a verified file: a changed file is a new inode (its
+        # version is part of its identity), and pages read from a download that later failed
+        # verification are dropped at the next open. Without a known size the kernel would cut
+        # reads at st_size, so such files bypass the page cache.
+        return pyfuse3.FileInfo(fh=fh, keep_cache=size_known and verified, direct_io=not size_known)
+
+    @guard
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self.fs.read(fh, off, size)
+
+    @guard
+    async def release(self, fh: int) -> None:
+        self.fs.release(fh)
+
+    # No `flush`: pyfuse3 answers ENOSYS, after which the kernel stops sending FLUSH at every
+    # close, one request per file less. Nothing is ever written, so there is nothing to flush.
+
+    @guard
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        data = pyfuse3.StatvfsData()
+        data.f_bsize = BLOCK_SIZE
+        data.f_frsize = BLOCK_SIZE
+        data.f_namemax = 255
+        return data
+
+    @guard
+    async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
+        if mode & os.W_OK:
+            raise _read_only()
+        return True
+
+    # -- extended attributes: none -------------------------------------------------------------
+
+    @guard
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        if inode == pyfuse3.ROOT_INODE and name == STATS_XATTR:
+            return json.dumps(self.fs.stats(), sort_keys=True).encode()
+        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+
+    @guard
+    async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
+        return [STATS_XATTR] if inode == pyfuse3.ROOT_INODE else []
+
+    # -- everything that writes fails with EROFS ---------------------------------------------
+
+    async def setattr(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def mknod(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def mkdir(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def unlink(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def rmdir(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def symlink(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def rename(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def link(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def create(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def write(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def setxattr(self, *args: Any) -> Any:
+        raise _read_only()
+
+    async def removexattr(self, *args: Any) -> Any:
+        raise _read_only()
