@@ -1,54 +1,145 @@
-"""The one place where network work crosses from trio into worker threads.
+"""The one place where work crosses between trio and worker threads, in both directions.
 
-`XnatClient` (requests, blocking) runs only inside `trio.to_thread.run_sync`, limited by a
-dedicated `CapacityLimiter` sized by `--max-connections`, so no FUSE handler ever blocks the event
-loop and the server never sees more parallel requests than configured. Threads get only immutable
-arguments and callbacks that touch file descriptors; all shared state stays in trio tasks.
+pyfuse3 runs every request as a trio task on one thread, so nothing that blocks (HTTP, fsync,
+a stat that may hang on a dead mount) may run there. Everything that does goes through this
+module:
+
+- `AsyncXnat.list` / `download` / `stream` run the blocking `XnatClient` in worker threads under
+  a `CapacityLimiter` sized by `--max-connections`, so the server never sees more parallel
+  requests than configured;
+- `AsyncXnat.blocking` runs local blocking calls (fsync of finished downloads, the readiness
+  stat of the mount point) under a small separate limiter;
+- a thread reports back with `Post`: `post(fn, *args)` queues `fn(*args)` to run on the trio
+  thread, in order, without waiting (`TrioToken.run_sync_soon`), so a download never stalls on a
+  busy event loop;
+- a thread is asked to stop with a `Stop`, the only threading primitive shared with trio tasks.
+
+Worker threads hold only the small object they write through: a `Writer` (one file's part
+file) or a `StreamConsumer` (one archive). Everything else (inode table, listings, in-flight
+downloads, the disk cache index) is touched only by trio tasks, so between two `await`s a task
+has it to itself.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import trio
 
 from xnatfs.xnat.client import DownloadInfo, XnatClient
 
-WriteCallback = Callable[[int, bytes], None]
-SameCallback = Callable[[int, bytes], bool]
+T = TypeVar("T")
+Post = Callable[..., None]  # post(fn, *args): fn(*args) soon on the trio thread, in order
+
+
+class Stop(threading.Event):
+    """Set from trio to make a worker thread give up at its next chunk (or retry wait)."""
+
+
+class Writer(Protocol):
+    """What a download thread writes one file's bytes through."""
+
+    def write(self, offset: int, data: bytes) -> None:
+        """Store `data` at `offset`; raise OSError when it cannot."""
+
+    def same(self, offset: int, data: bytes) -> bool:
+        """Whether `data` equals the bytes already stored at `offset` (a resumed body)."""
+
+
+class StreamConsumer(Protocol):
+    """What an archive thread hands the body of a streamed reply to."""
+
+    def consume(self, chunks: Iterator[bytes], post: Post, stop: Stop) -> None:
+        """Read `chunks` to the end (or until `stop`), reporting to trio only through `post`."""
 
 
 class AsyncXnat:
-    """Async facade over a blocking `XnatClient`."""
+    """Async facade over a blocking `XnatClient`; see the module docstring.
 
-    def __init__(self, client: XnatClient, max_connections: int) -> None:
-        self.client = client
+    `close()` sets every live and future `Stop`, so an unmount ends every transfer promptly.
+    """
+
+    def __init__(self, client: XnatClient, max_connections: int, disk_threads: int = 2) -> None:
+        self._client = client
         self.limiter = trio.CapacityLimiter(max_connections)
+        self._disk = trio.CapacityLimiter(disk_threads)
+        self._stops: weakref.WeakSet[Stop] = weakref.WeakSet()
+        self._closed = False
+
+    @property
+    def closing(self) -> bool:
+        return self._closed
+
+    def stop(self) -> Stop:
+        """A new stop flag for one transfer (already set once the facade is closed)."""
+        flag = Stop()
+        if self._closed:
+            flag.set()
+        self._stops.add(flag)
+        return flag
+
+    def close(self) -> None:
+        """Ask every running and future transfer to stop (unmount)."""
+        self._closed = True
+        for flag in list(self._stops):
+            flag.set()
 
     async def list(
         self, path: str, params: Mapping[str, str] | None = None
     ) -> list[dict[str, str]]:
+        """The rows of one REST listing (`XnatClient.list`)."""
         return await trio.to_thread.run_sync(
-            partial(self.client.list, path, params), limiter=self.limiter
+            partial(self._client.list, path, params), limiter=self.limiter
         )
 
     async def download(
         self,
         path: str,
-        write: WriteCallback,
-        same: SameCallback,
-        cancel: threading.Event,
+        writer: Writer,
+        progress: Callable[[int], None],
+        stop: Stop,
         params: Mapping[str, str] | None = None,
     ) -> DownloadInfo:
-        """Stream `path` into `write(offset, chunk)`, called in the worker thread in order;
-        bytes a resumed body sends again are checked with `same(offset, chunk)`."""
+        """Stream `path` into `writer` in a worker thread; `progress(bytes written so far)` runs
+        on the trio thread after each chunk. Raises what `XnatClient.download` raises."""
+        post = self._post()
+
+        def write(offset: int, data: bytes) -> None:
+            writer.write(offset, data)
+            post(progress, offset + len(data))
+
         return await trio.to_thread.run_sync(
-            partial(self.client.download, path, write, same=same, cancel=cancel, params=params),
+            partial(
+                self._client.download, path, write, same=writer.same, cancel=stop, params=params
+            ),
             limiter=self.limiter,
         )
 
-    async def run(self, fn: Callable[[], object]) -> object:
-        """Run another blocking client call under the same limiter."""
-        return await trio.to_thread.run_sync(fn, limiter=self.limiter)
+    async def stream(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        consumer: StreamConsumer,
+        stop: Stop,
+    ) -> None:
+        """Hand the streamed body of `path` (an archive) to `consumer` in a worker thread."""
+        post = self._post()
+
+        def run() -> None:
+            with self._client.stream(path, params) as chunks:
+                consumer.consume(chunks, post, stop)
+
+        await trio.to_thread.run_sync(run, limiter=self.limiter)
+
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a local blocking call (fsync, stat) in a worker thread, a few at a time."""
+        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._disk)
+
+    @staticmethod
+    def _post() -> Post:
+        token = trio.lowlevel.current_trio_token()
+        return token.run_sync_soon

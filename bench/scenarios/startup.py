@@ -22,13 +22,14 @@ STARTUP_LIMIT_S = 1.0
 
 def fill_cache(root: Path, entries: int) -> None:
     """Admit `entries` small distinct files into the cache at `root` (then release its lock)."""
-    from xnatfs.cache.disk import CacheKey, DiskCache
+    from xnatfs.cache.disk import DiskCache
+    from xnatfs.fileversion import FileVersion, verify_part
 
     with DiskCache(root, 10 << 30) as cache:
         for i in range(entries):
             data = f"cached file {i}\n".encode() * 16
             digest = hashlib.md5(data).hexdigest()
-            key = CacheKey(
+            key = FileVersion(
                 f"/data/experiments/BENCH_E{i // 1000:05d}/resources/1/files/{i}.dat",
                 len(data),
                 digest,
@@ -38,7 +39,7 @@ def fill_cache(root: Path, entries: int) -> None:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-            cache.admit(key, part, digest)
+            cache.admit(verify_part(key, part, len(data), digest))
 
 
 def scenario_g(bench: Bench) -> None:

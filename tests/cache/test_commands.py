@@ -13,28 +13,29 @@ from pathlib import Path
 import pytest
 
 from xnatfs.cache.commands import cache_clear, cache_info, is_cache_dir, lock_holder
-from xnatfs.cache.disk import CacheKey, DiskCache
+from xnatfs.cache.disk import DiskCache
 from xnatfs.cache.layout import read_lock_pid
 from xnatfs.errors import ConfigError
+from xnatfs.fileversion import FileVersion, verify_part
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def fill(root: Path, files: dict[str, bytes], limit: int = 10**6) -> list[CacheKey]:
+def fill(root: Path, files: dict[str, bytes], limit: int = 10**6) -> list[FileVersion]:
     """A cache at `root` holding `files` (uri -> bytes); closed again afterwards."""
     keys = []
     with DiskCache(root, limit) as cache:
         for uri, data in files.items():
-            key = CacheKey(uri, len(data), hashlib.md5(data).hexdigest())
+            key = FileVersion(uri, len(data), hashlib.md5(data).hexdigest())
             path, fd = cache.create_part(key)
             os.write(fd, data)
             os.close(fd)
-            assert cache.admit(key, path, key.digest)
+            assert cache.admit(verify_part(key, path, len(data), key.digest))
             keys.append(key)
     return keys
 
 
-def use(root: Path, keys: list[CacheKey], misses: int = 0) -> None:
+def use(root: Path, keys: list[FileVersion], misses: int = 0) -> None:
     """A mount's worth of traffic: one hit per key, `misses` misses."""
     with DiskCache(root, 4096) as cache:
         for key in keys:
@@ -42,7 +43,7 @@ def use(root: Path, keys: list[CacheKey], misses: int = 0) -> None:
             assert fd is not None
             os.close(fd)
         for i in range(misses):
-            assert cache.open(CacheKey(f"/missing/{i}", 1, "")) is None
+            assert cache.open(FileVersion(f"/missing/{i}", 1, "")) is None
 
 
 def field(text: str, name: str) -> str:
@@ -67,7 +68,7 @@ def test_info_of_one_server_cache(tmp_path: Path) -> None:
 def test_info_while_mounted_shows_the_holder_and_takes_no_lock(tmp_path: Path) -> None:
     root = tmp_path / "srv"
     with DiskCache(root, 10**6) as cache:
-        path, fd = cache.create_part(CacheKey("/data/big", 10, ""))
+        path, fd = cache.create_part(FileVersion("/data/big", 10, ""))
         os.write(fd, b"12345")
         text = cache_info(root)
         assert field(text, "in use") == f"yes, by pid {os.getpid()}"
@@ -85,9 +86,10 @@ def test_info_after_a_killed_mount(tmp_path: Path) -> None:
         """
         import os, sys
         from pathlib import Path
-        from xnatfs.cache.disk import CacheKey, DiskCache
+        from xnatfs.cache.disk import DiskCache
+        from xnatfs.fileversion import FileVersion
         cache = DiskCache(Path(sys.argv[1]), 10**6)
-        path, fd = cache.create_part(CacheKey("/data/big", 100, ""))
+        path, fd = cache.create_part(FileVersion("/data/big", 100, ""))
         os.write(fd, b"x" * 50)
         print("ready", flush=True)
         sys.stdin.read()

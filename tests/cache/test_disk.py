@@ -20,10 +20,11 @@ import pytest
 
 from tests.support.mounting import mount_env, mounted
 from xnatfs.cache import disk as filecache
-from xnatfs.cache.disk import CacheKey, DiskCache
+from xnatfs.cache.disk import DiskCache, entry_name
 from xnatfs.cache.layout import FORMAT_FILE, FORMAT_TEXT, entry_path
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, Site
-from xnatfs.errors import ConfigError, IntegrityError
+from xnatfs.errors import ConfigError
+from xnatfs.fileversion import FileVersion, verify_part
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,10 +34,11 @@ HOLDER = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from xnatfs.cache.disk import CacheKey, DiskCache
+    from xnatfs.cache.disk import DiskCache
+    from xnatfs.fileversion import FileVersion
     cache = DiskCache(Path(sys.argv[1]), 10**6)
     if sys.argv[2:] == ["part"]:
-        path, fd = cache.create_part(CacheKey("/data/files/big.dcm", 100, ""))
+        path, fd = cache.create_part(FileVersion("/data/files/big.dcm", 100, ""))
         os.write(fd, b"x" * 50)
         print(path, flush=True)
     print("ready", flush=True)
@@ -50,11 +52,11 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def key_for(uri: str, data: bytes, *, digest: bool = True, size: bool = True) -> CacheKey:
-    return CacheKey(uri, len(data) if size else None, md5(data) if digest else "")
+def key_for(uri: str, data: bytes, *, digest: bool = True, size: bool = True) -> FileVersion:
+    return FileVersion(uri, len(data) if size else None, md5(data) if digest else "")
 
 
-def put(cache: DiskCache, uri: str, data: bytes, **kw: bool) -> CacheKey:
+def put(cache: DiskCache, uri: str, data: bytes, **kw: bool) -> FileVersion:
     """Download `data` the way the core does and admit it; the result must be cached."""
     key = key_for(uri, data, **kw)
     path, fd = cache.create_part(key)
@@ -62,11 +64,11 @@ def put(cache: DiskCache, uri: str, data: bytes, **kw: bool) -> CacheKey:
         os.write(fd, data)
     finally:
         os.close(fd)
-    assert cache.admit(key, path, md5(data)) is True
+    assert cache.admit(verify_part(key, path, os.path.getsize(path), md5(data))) is True
     return key
 
 
-def read(cache: DiskCache, key: CacheKey) -> bytes | None:
+def read(cache: DiskCache, key: FileVersion) -> bytes | None:
     fd = cache.open(key)
     if fd is None:
         return None
@@ -129,17 +131,17 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 
 def test_key_name_is_stable_hex_and_depends_on_every_field() -> None:
-    k = CacheKey("/data/experiments/E1/scans/1/resources/11/files/1.dcm", 10, "ab" * 16)
-    assert k.name() == CacheKey(k.uri, 10, "ab" * 16).name()
-    assert len(k.name()) == 64 and int(k.name(), 16) >= 0
+    k = FileVersion("/data/experiments/E1/scans/1/resources/11/files/1.dcm", 10, "ab" * 16)
+    assert entry_name(k) == entry_name(FileVersion(k.uri, 10, "ab" * 16))
+    assert len(entry_name(k)) == 64 and int(entry_name(k), 16) >= 0
     others = {
-        CacheKey(k.uri + "x", 10, k.digest).name(),
-        CacheKey(k.uri, 11, k.digest).name(),
-        CacheKey(k.uri, None, k.digest).name(),
-        CacheKey(k.uri, 10, "").name(),
+        entry_name(FileVersion(k.uri + "x", 10, k.digest)),
+        entry_name(FileVersion(k.uri, 11, k.digest)),
+        entry_name(FileVersion(k.uri, None, k.digest)),
+        entry_name(FileVersion(k.uri, 10, "")),
     }
-    assert k.name() not in others and len(others) == 4
-    assert CacheKey(k.uri, 10, k.digest.upper()).name() == k.name()
+    assert entry_name(k) not in others and len(others) == 4
+    assert entry_name(FileVersion(k.uri, 10, k.digest.upper())) == entry_name(k)
 
 
 # -- admission and lookup -------------------------------------------------------------------
@@ -155,7 +157,7 @@ def test_admitted_file_is_served_and_counted(root: Path) -> None:
         s = cache.stats()
         assert (s.entries, s.bytes, s.limit, s.hits, s.misses) == (1, 5, 10_000, 2, 1)
         assert part_files(root) == []
-        assert entry_files(root) == {key.name(): 5}
+        assert entry_files(root) == {entry_name(key): 5}
 
 
 def test_contains_neither_counts_nor_reorders(root: Path) -> None:
@@ -179,7 +181,7 @@ def test_open_moves_entry_to_most_recent_so_another_is_evicted(root: Path) -> No
         d = put(cache, "/data/d", b"d" * 100)
         assert read(cache, b) is None
         assert [read(cache, k) is not None for k in (a, c, d)] == [True, True, True]
-        assert set(entry_files(root)) == {a.name(), c.name(), d.name()}
+        assert set(entry_files(root)) == {entry_name(a), entry_name(c), entry_name(d)}
         assert cache.stats().evictions == 1
 
 
@@ -199,7 +201,7 @@ def test_limit_holds_after_every_admission(root: Path) -> None:
         for k in reversed(keys):
             if total + (k.size or 0) > limit:
                 break
-            expected.append(k.name())
+            expected.append(entry_name(k))
             total += k.size or 0
         assert set(entry_files(root)) == set(expected)
         assert s.evictions == 30 - len(expected)
@@ -213,7 +215,7 @@ def test_file_larger_than_the_cache_is_not_admitted_but_stays_readable(root: Pat
         path, fd = cache.create_part(key)
         try:
             os.write(fd, data)
-            assert cache.admit(key, path, md5(data)) is False
+            assert cache.admit(verify_part(key, path, os.path.getsize(path), md5(data))) is False
             assert not os.path.exists(path)
             assert os.pread(fd, 200, 0) == data  # the caller keeps reading its own fd
         finally:
@@ -223,42 +225,15 @@ def test_file_larger_than_the_cache_is_not_admitted_but_stays_readable(root: Pat
         assert cache.stats().rejected == 1 and cache.stats().evictions == 0
 
 
-def test_digest_mismatch_raises_and_caches_nothing(root: Path) -> None:
-    with DiskCache(root, 10_000) as cache:
-        data = b"payload"
-        key = CacheKey("/data/f", len(data), md5(b"something else"))
-        path, fd = cache.create_part(key)
-        os.write(fd, data)
-        os.close(fd)
-        with pytest.raises(IntegrityError, match="/data/f"):
-            cache.admit(key, path, md5(data))
-        assert not os.path.exists(path)
-        assert read(cache, key) is None
-        assert entry_files(root) == {} and part_files(root) == []
-        assert cache.stats().rejected == 1
-
-
 def test_digest_comparison_ignores_hex_case(root: Path) -> None:
     with DiskCache(root, 10_000) as cache:
         data = b"payload"
-        key = CacheKey("/data/f", len(data), md5(data).upper())
+        key = FileVersion("/data/f", len(data), md5(data).upper())
         path, fd = cache.create_part(key)
         os.write(fd, data)
         os.close(fd)
-        assert cache.admit(key, path, md5(data))
-        assert read(cache, CacheKey("/data/f", len(data), md5(data))) == data
-
-
-def test_size_mismatch_raises_even_when_md5_agrees(root: Path) -> None:
-    with DiskCache(root, 10_000) as cache:
-        data = b"short"
-        key = CacheKey("/data/f", len(data) + 1, md5(data))
-        path, fd = cache.create_part(key)
-        os.write(fd, data)
-        os.close(fd)
-        with pytest.raises(IntegrityError, match="5 bytes"):
-            cache.admit(key, path, md5(data))
-        assert entry_files(root) == {} and part_files(root) == []
+        assert cache.admit(verify_part(key, path, os.path.getsize(path), md5(data)))
+        assert read(cache, FileVersion("/data/f", len(data), md5(data))) == data
 
 
 def test_without_digest_only_the_size_is_checked(root: Path) -> None:
@@ -268,7 +243,9 @@ def test_without_digest_only_the_size_is_checked(root: Path) -> None:
         path, fd = cache.create_part(key)
         os.write(fd, data)
         os.close(fd)
-        assert cache.admit(key, path, md5(b"whatever was computed"))
+        assert cache.admit(
+            verify_part(key, path, os.path.getsize(path), md5(b"whatever was computed"))
+        )
         assert read(cache, key) == data
         unsized = put(cache, "/data/g", b"neither", digest=False, size=False)
         assert read(cache, unsized) == b"neither"
@@ -277,9 +254,9 @@ def test_without_digest_only_the_size_is_checked(root: Path) -> None:
 def test_entry_whose_size_on_disk_is_wrong_is_dropped(root: Path) -> None:
     with DiskCache(root, 10_000) as cache:
         key = put(cache, "/data/f", b"0123456789")
-        os.truncate(entry_path(root, key.name()), 4)  # damaged behind the cache's back
+        os.truncate(entry_path(root, entry_name(key)), 4)  # damaged behind the cache's back
         assert read(cache, key) is None
-        assert not entry_path(root, key.name()).exists()
+        assert not entry_path(root, entry_name(key)).exists()
         s = cache.stats()
         assert (s.entries, s.bytes, s.hits, s.misses) == (0, 0, 0, 1)
 
@@ -287,7 +264,7 @@ def test_entry_whose_size_on_disk_is_wrong_is_dropped(root: Path) -> None:
 def test_entry_removed_behind_the_cache_is_a_miss(root: Path) -> None:
     with DiskCache(root, 10_000) as cache:
         key = put(cache, "/data/f", b"0123456789")
-        os.unlink(entry_path(root, key.name()))
+        os.unlink(entry_path(root, entry_name(key)))
         assert read(cache, key) is None
         assert cache.stats().entries == 0 and cache.stats().bytes == 0
 
@@ -306,13 +283,13 @@ def test_admit_refuses_a_path_outside_the_parts_directory(root: Path, tmp_path: 
     other = tmp_path / "elsewhere.part"
     other.write_bytes(b"x")
     with DiskCache(root, 10_000) as cache, pytest.raises(ValueError):
-        cache.admit(CacheKey("/data/f", 1, ""), str(other), md5(b"x"))
+        cache.admit(verify_part(FileVersion("/data/f", 1, ""), str(other), 1, md5(b"x")))
     assert other.read_bytes() == b"x"
 
 
 def test_parts_are_unique_private_and_discard_tolerates_missing(root: Path) -> None:
     with DiskCache(root, 10_000) as cache:
-        key = CacheKey("/data/f", 3, "")
+        key = FileVersion("/data/f", 3, "")
         (p1, fd1), (p2, fd2) = cache.create_part(key), cache.create_part(key)
         os.close(fd1)
         os.close(fd2)
@@ -331,7 +308,7 @@ def test_zero_limit_caches_only_empty_files(root: Path) -> None:
         path, fd = cache.create_part(key)
         os.write(fd, b"x")
         os.close(fd)
-        assert cache.admit(key, path, md5(b"x")) is False
+        assert cache.admit(verify_part(key, path, os.path.getsize(path), md5(b"x"))) is False
 
 
 def test_a_failed_rename_keeps_the_read_going_and_caches_nothing(
@@ -349,7 +326,9 @@ def test_a_failed_rename_keeps_the_read_going_and_caches_nothing(
 
             with monkeypatch.context() as m:
                 m.setattr(filecache.os, "rename", refuse)
-                assert cache.admit(key, path, md5(data)) is False
+                assert (
+                    cache.admit(verify_part(key, path, os.path.getsize(path), md5(data))) is False
+                )
             assert os.pread(fd, 100, 0) == data
         finally:
             os.close(fd)
@@ -383,7 +362,7 @@ def test_evicting_an_open_entry_keeps_the_fd_readable(root: Path) -> None:
         assert fd is not None
         try:
             put(cache, "/data/b", b"B" * 100)  # evicts a while it is open
-            assert not entry_path(root, a.name()).exists()
+            assert not entry_path(root, entry_name(a)).exists()
             assert cache.open(a) is None
             assert os.pread(fd, 200, 0) == b"A" * 100
         finally:
@@ -397,7 +376,7 @@ def test_make_room_evicts_least_recent_first(root: Path) -> None:
         c = put(cache, "/data/c", b"c" * 300)
         read(cache, a)
         assert cache.make_room(150) == 200  # b only: one entry covers 150 bytes
-        assert set(entry_files(root)) == {a.name(), c.name()}
+        assert set(entry_files(root)) == {entry_name(a), entry_name(c)}
         assert cache.make_room(10_000) == 400
         assert entry_files(root) == {} and cache.stats().entries == 0
         assert cache.make_room(1) == 0
@@ -423,11 +402,15 @@ def test_restart_keeps_entries_and_lru_order(root: Path) -> None:
         assert read(cache, a) == b"a" * 100  # order now d, c, a
     with DiskCache(root, 300) as cache:
         put(cache, "/data/e", b"e" * 100)
-        assert set(entry_files(root)) == {c.name(), a.name(), cache_name("/data/e", b"e" * 100)}
+        assert set(entry_files(root)) == {
+            entry_name(c),
+            entry_name(a),
+            cache_name("/data/e", b"e" * 100),
+        }
 
 
 def cache_name(uri: str, data: bytes) -> str:
-    return key_for(uri, data).name()
+    return entry_name(key_for(uri, data))
 
 
 def test_restart_with_a_smaller_limit_evicts_the_oldest(root: Path) -> None:
@@ -435,7 +418,7 @@ def test_restart_with_a_smaller_limit_evicts_the_oldest(root: Path) -> None:
         keys = [put(cache, f"/data/{i}", bytes([i]) * 100) for i in range(5)]
         read(cache, keys[0])  # order 1 2 3 4 0
     with DiskCache(root, 250) as cache:
-        assert set(entry_files(root)) == {keys[4].name(), keys[0].name()}
+        assert set(entry_files(root)) == {entry_name(keys[4]), entry_name(keys[0])}
         assert cache.stats().bytes == 200
     with DiskCache(root, 50) as cache:
         assert entry_files(root) == {} and cache.stats().entries == 0
@@ -444,7 +427,7 @@ def test_restart_with_a_smaller_limit_evicts_the_oldest(root: Path) -> None:
 def test_stray_parts_and_foreign_files_at_start(root: Path) -> None:
     with DiskCache(root, 1000) as cache:
         keep = put(cache, "/data/keep", b"kept")
-        path, fd = cache.create_part(CacheKey("/data/half", 10, ""))
+        path, fd = cache.create_part(FileVersion("/data/half", 10, ""))
         os.write(fd, b"half")
         os.close(fd)
     (root / "data" / "zz").mkdir()
@@ -466,7 +449,7 @@ def test_part_of_a_killed_process_is_removed_and_never_served(root: Path) -> Non
     assert Path(part).exists()
     with DiskCache(root, 10**6) as cache:
         assert not Path(part).exists()
-        assert read(cache, CacheKey("/data/files/big.dcm", 100, "")) is None
+        assert read(cache, FileVersion("/data/files/big.dcm", 100, "")) is None
         assert cache.stats().entries == 0
 
 
@@ -534,12 +517,13 @@ def test_stats_are_persisted_at_close(root: Path) -> None:
     with DiskCache(root, 1000) as cache:
         k = put(cache, "/data/a", b"a" * 600)
         read(cache, k)
-        read(cache, CacheKey("/data/none", 1, ""))
+        read(cache, FileVersion("/data/none", 1, ""))
         put(cache, "/data/b", b"b" * 600)
-        path, fd = cache.create_part(k)
+        big = key_for("/data/big", b"B" * 1001)
+        path, fd = cache.create_part(big)
+        os.write(fd, b"B" * 1001)
         os.close(fd)
-        with pytest.raises(IntegrityError):
-            cache.admit(k, path, md5(b"other"))  # empty part: wrong size
+        assert cache.admit(verify_part(big, path, 1001, md5(b"B" * 1001))) is False
     saved = json.loads((root / "stats.json").read_text())
     assert {k: saved[k] for k in ("entries", "bytes", "limit", "hits", "misses")} == {
         "entries": 1,
@@ -567,7 +551,7 @@ def test_everything_in_the_cache_directory_is_private(root: Path) -> None:
     try:
         with DiskCache(root, 1000) as cache:
             put(cache, "/data/a", b"abc")
-            os.close(cache.create_part(CacheKey("/data/b", 3, ""))[1])
+            os.close(cache.create_part(FileVersion("/data/b", 3, ""))[1])
     finally:
         os.umask(old)
     for p in [root, *root.rglob("*")]:
@@ -733,7 +717,7 @@ def test_a_clean_close_saves_the_order_and_the_next_start_consumes_it(root: Path
         read(cache, a)  # order now b, a
     saved = root / "index"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
-    assert saved.read_text().splitlines()[1:] == [f"{b.name()} 100", f"{a.name()} 100"]
+    assert saved.read_text().splitlines()[1:] == [f"{entry_name(b)} 100", f"{entry_name(a)} 100"]
     with DiskCache(root, 300) as cache:
         assert not saved.exists()  # a crash from here on leaves no stale index behind
         put(cache, "/data/c", b"c" * 100)
@@ -753,11 +737,13 @@ def test_entries_of_an_unstamped_cache_are_dropped_at_first_start(root: Path) ->
     """A cache written before entries from archives were attributed by their full identity
     may hold one scan's bytes under another's key; nothing of it is served."""
     with DiskCache(root, 10**6) as cache:
-        key = CacheKey("/data/x", 3, "")
+        key = FileVersion("/data/x", 3, "")
         part, fd = cache.create_part(key)
         os.write(fd, b"abc")
         os.close(fd)
-        assert cache.admit(key, part, hashlib.md5(b"abc").hexdigest())
+        assert cache.admit(
+            verify_part(key, part, os.path.getsize(part), hashlib.md5(b"abc").hexdigest())
+        )
     (root / FORMAT_FILE).unlink()  # as the earlier version left it
     with DiskCache(root, 10**6) as cache:
         assert cache.stats().entries == 0
@@ -767,7 +753,9 @@ def test_entries_of_an_unstamped_cache_are_dropped_at_first_start(root: Path) ->
         part, fd = cache.create_part(key)
         os.write(fd, b"abc")
         os.close(fd)
-        assert cache.admit(key, part, hashlib.md5(b"abc").hexdigest())
+        assert cache.admit(
+            verify_part(key, part, os.path.getsize(part), hashlib.md5(b"abc").hexdigest())
+        )
     with DiskCache(root, 10**6) as cache:
         assert cache.stats().entries == 1
 

@@ -17,12 +17,13 @@ import pytest
 import trio
 
 from xnatfs.cache.disk import DiskCache
-from xnatfs.data.downloads import DataStore
+from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import IntegrityError, NotFound, ReadOnly, Unavailable, errno_for
 from xnatfs.fs.filesystem import Filesystem
 from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.namespace.listings import Listings
+from xnatfs.remote import AsyncXnat
 
 E = "XNAT_E00001"
 FILES = f"/data/experiments/{E}/scans/1/resources/11/files"
@@ -34,7 +35,8 @@ def md5(data: bytes) -> str:
 
 
 class FakeRemote:
-    """Answers listings from a dict and streams file bodies from a worker thread."""
+    """A blocking stand-in for `XnatClient`: listings from a dict, file bodies and archives from
+    memory. The real `AsyncXnat` runs it in worker threads, as it runs the real client."""
 
     def __init__(self) -> None:
         self.listings: dict[str, list[dict[str, str]]] = {
@@ -60,7 +62,6 @@ class FakeRemote:
         }
         self.list_calls: list[str] = []
         self.get_calls: list[str] = []
-        self.client = self  # the prefetcher streams archives through `remote.client`
         self.zip_calls: list[str] = []
         self.zip_gate = threading.Event()
         self.zip_gate.set()
@@ -79,19 +80,17 @@ class FakeRemote:
             "digest": md5(body),
         }
 
-    async def list(
-        self, path: str, params: Mapping[str, str] | None = None
-    ) -> list[dict[str, str]]:
+    def list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, str]]:
         self.list_calls.append(path)
-        await trio.sleep(0)
         if path not in self.listings:
             raise NotFound(path)
         return self.listings[path]
 
-    async def download(
+    def download(
         self,
         path: str,
         write: Callable[[int, bytes], None],
+        *,
         same: Callable[[int, bytes], bool],
         cancel: threading.Event,
         params: Mapping[str, str] | None = None,
@@ -101,19 +100,12 @@ class FakeRemote:
             exc, self.fail_next = self.fail_next, None
             raise exc
         body = self.bodies[path]
-
-        def stream() -> None:
-            for offset in range(0, len(body), 64 * 1024):
-                write(offset, body[offset : offset + 64 * 1024])
-                if offset == 0:
-                    # Hold the rest back until the test opens the gate.
-                    self.gate.wait(10)
-
-        await trio.to_thread.run_sync(stream)
+        for offset in range(0, len(body), 64 * 1024):
+            write(offset, body[offset : offset + 64 * 1024])
+            if offset == 0:
+                # Hold the rest back until the test opens the gate.
+                self.gate.wait(10)
         return None
-
-    async def run(self, fn: Callable[[], object]) -> object:
-        return await trio.to_thread.run_sync(fn)
 
     @contextlib.contextmanager
     def stream(
@@ -175,9 +167,11 @@ def make_fs(
     ttl: float = 60,
     prefetch: str = "off",
 ) -> Filesystem:
-    listings = Listings(remote, ttl)  # type: ignore[arg-type]
-    prefetcher = Prefetcher(remote, listings, nursery, mode=prefetch)  # type: ignore[arg-type]
-    store = DataStore(remote, cache, nursery, prefetcher)  # type: ignore[arg-type]
+    boundary = AsyncXnat(remote, 8)  # type: ignore[arg-type]
+    listings = Listings(boundary, ttl)
+    prefetcher = Prefetcher(boundary, listings.rows, nursery, mode=prefetch)
+    store = Downloads(boundary, cache, nursery, on_miss=prefetcher.note_miss)
+    prefetcher.bind(store)
     return Filesystem(listings, store, root_mtime_ns=1)
 
 

@@ -25,7 +25,7 @@ from xnatfs.app import systemd
 from xnatfs.app.fstab import clear_stale_mount
 from xnatfs.cache.disk import DiskCache
 from xnatfs.config import MountConfig
-from xnatfs.data.downloads import DataStore
+from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, XnatfsError
 from xnatfs.fs.filesystem import Filesystem
@@ -150,15 +150,16 @@ async def _serve(
     async with trio.open_nursery() as nursery:
         prefetcher = Prefetcher(
             remote,
-            listings,
+            listings.rows,
             nursery,
             mode=cfg.prefetch,
             max_bytes=min(2 * 1024**3, cfg.cache_size // 2),
             max_files=max(16, fd_limit // 4),
             parallel=max(1, cfg.max_connections // 2),
         )
-        data = DataStore(remote, cache, nursery, prefetcher)
-        fs = Filesystem(listings, data, root_mtime)
+        data = Downloads(remote, cache, nursery, on_miss=prefetcher.note_miss)
+        prefetcher.bind(data)
+        fs = Filesystem(listings, data, root_mtime, reporters=(prefetcher.stats, cache.report))
         ops = XnatOperations(
             fs,
             ttl=cfg.metadata_ttl,
@@ -171,21 +172,20 @@ async def _serve(
             raise ConfigError(f"cannot mount on {cfg.mountpoint}: {exc}") from None
         try:
             nursery.start_soon(_watch_signals, listings)
-            nursery.start_soon(_announce_ready, cfg, ready)
+            nursery.start_soon(_announce_ready, cfg, remote, ready)
             await pyfuse3.main()
             clean = True
         finally:
-            data.cancel.set()
+            remote.close()
             systemd.notify("STOPPING=1")
             nursery.cancel_scope.cancel()
             pyfuse3.close(unmount=clean)
-            log.info(
-                "unmounted %s (%d listing requests, %d downloads)",
-                cfg.mountpoint,
-                listings.requests,
-                data.downloads,
-            )
+            log.info("unmounted %s (%s)", cfg.mountpoint, _summary(fs.stats()))
     return 0
+
+
+def _summary(stats: dict[str, object]) -> str:
+    return f"{stats['listing_requests']} listing requests, {stats['downloads']} downloads"
 
 
 def _first_xnatfs_error(group: BaseExceptionGroup[BaseException]) -> XnatfsError | None:
@@ -207,10 +207,10 @@ async def _root_mtime(listings: Listings) -> int:
     return max(times) if times else time.time_ns()
 
 
-async def _announce_ready(cfg: MountConfig, ready: ReadyCallback) -> None:
+async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallback) -> None:
     # A stat of the mount point goes through the kernel to our own request loop: when it
     # returns, the mount answers requests, and only then is it announced.
-    await trio.to_thread.run_sync(os.stat, os.fspath(cfg.mountpoint))
+    await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
     log.info("mounted %s on %s", cfg.url, cfg.mountpoint)
     systemd.notify("READY=1")
     ready(None)

@@ -1,9 +1,10 @@
 """The persistent disk cache: a size-bounded LRU of verified, complete remote files.
 
-Contract, in one paragraph: an entry is admitted only as a rename of a complete part file whose
-size (when the listing has one) and MD5 (when the listing has a digest) match its key, so a
-reader can never be handed a partial or corrupt file. Keys name a file *version* (URI + size +
-digest), so an entry never goes stale; a file that changes on the server gets a new key. The size
+Contract, in one paragraph: an entry is admitted only as a rename of a complete part file that
+`xnatfs.fileversion.verify_part` proved to be its key (size when the listing has one, MD5 when it
+has a digest): `admit` takes nothing but the `Verified` value it returns, so a reader can never
+be handed a partial or corrupt file. Keys are `FileVersion`s (URI + size + digest), so an entry
+never goes stale; a file that changes on the server gets a new key. The size
 limit is enforced at admission: after `admit` returns, the entries in the directory add up to at
 most `max_bytes`. Only part files still being written, and evicted entries that a reader still
 holds open (POSIX keeps an unlinked file readable through its fd), take space beyond that.
@@ -11,7 +12,7 @@ holds open (POSIX keeps an unlinked file readable through its fd), take space be
 Threads: every method runs on the trio thread only (cachetools is not thread-safe). Download
 threads touch nothing here but the fd and path that `create_part` handed out.
 
-The on-disk layout, the lock and the private-file helpers are in `cachedir`.
+The on-disk layout, the lock and the private-file helpers are in `layout`.
 """
 
 from __future__ import annotations
@@ -52,31 +53,21 @@ from xnatfs.cache.layout import (
     write_private_json,
     write_private_text,
 )
-from xnatfs.errors import ConfigError, IntegrityError
+from xnatfs.errors import ConfigError
+from xnatfs.fileversion import FileVersion, Verified
 
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 5.0  # seconds between stats.json writes during a mount
 
 
-@dataclass(frozen=True)
-class CacheKey:
-    """One version of one remote file, as the listing describes it.
+def entry_name(version: FileVersion) -> str:
+    """Stable 64-hex-digit entry file name derived from the version's URI, size and digest.
 
-    `uri` is the canonical file URI from the listing row, `size` its `Size` (None when the
-    listing had none), `digest` its MD5 hex ("" when the listing had none).
+    The digest is lower-cased first, so versions that differ only in hex case share an entry.
+    Unchanged since cache format 1, so format-2 caches name entries as before.
     """
-
-    uri: str
-    size: int | None
-    digest: str
-
-    def name(self) -> str:
-        """Stable 64-hex-digit file name derived from all three fields.
-
-        The digest is lower-cased first, so keys that differ only in hex case share an entry.
-        """
-        return _entry_name(self.uri, self.size, self.digest.lower())
+    return _entry_name(version.uri, version.size, version.digest.lower())
 
 
 @functools.lru_cache(maxsize=65536)
@@ -311,14 +302,14 @@ class DiskCache:
 
     # -- the API the filesystem core uses ---------------------------------------------------
 
-    def open(self, key: CacheKey) -> int | None:
+    def open(self, key: FileVersion) -> int | None:
         """O_RDONLY fd of the complete entry for `key` (a hit), or None (a miss).
 
         A hit becomes the most recently used entry, persisted as the file's mtime so the order
         survives a restart. An entry whose size on disk disagrees with `key.size` is dropped and
         reported as a miss.
         """
-        name = key.name()
+        name = entry_name(key)
         if name not in self._index:
             self._miss()
             return None
@@ -358,25 +349,26 @@ class DiskCache:
         self._maybe_persist()
         return fd
 
-    def contains(self, key: CacheKey) -> bool:
+    def contains(self, key: FileVersion) -> bool:
         """Whether a complete entry for `key` is indexed (no hit/miss counted, no LRU touch)."""
-        return key.name() in self._index
+        return entry_name(key) in self._index
 
-    def create_part(self, key: CacheKey) -> tuple[str, int]:
+    def create_part(self, key: FileVersion) -> tuple[str, int]:
         """A new unique part path inside the cache and an O_RDWR|O_CREAT|O_EXCL fd (mode 0600)."""
-        path = self._parts / f"{key.name()}.{secrets.token_hex(8)}{PART_SUFFIX}"
+        path = self._parts / f"{entry_name(key)}.{secrets.token_hex(8)}{PART_SUFFIX}"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         return str(path), fd
 
-    def admit(self, key: CacheKey, part_path: str, md5_hex: str) -> bool:
-        """Verify a complete part file and move it into the cache as the entry for `key`.
+    def admit(self, verified: Verified) -> bool:
+        """Move a verified part file into the cache as the entry for its version.
 
-        `md5_hex` is the MD5 the downloader computed over the bytes it wrote. On a size or
-        digest mismatch the part is unlinked and `IntegrityError` is raised. Returns False (part
-        unlinked) when the file is larger than the whole cache, or when the cache directory
-        refuses the rename; True once it is an entry. An fd the caller holds on the part stays
-        valid either way.
+        The bytes were proven to be the version by `xnatfs.fileversion.verify_part`; here only
+        the part's size on disk is compared with what was verified (a part changed behind our
+        back is dropped, with a warning). Returns False (part unlinked) then, when the file is
+        larger than the whole cache, or when the cache directory refuses the rename; True once
+        it is an entry. An fd the caller holds on the part stays valid either way.
         """
+        version, part_path = verified.version, verified.part_path
         part = Path(part_path)
         if part.parent != self._parts or not part.name.endswith(PART_SUFFIX):
             raise ValueError(f"not a part file of this cache: {part_path}")
@@ -385,25 +377,29 @@ class DiskCache:
         except BaseException:
             self.discard(part_path)
             raise
-        problem = mismatch(key, size, md5_hex)
-        if problem is not None:
+        if size != verified.size:
             self.discard(part_path)
             self._rejected += 1
             self._maybe_persist()
-            log.warning("not caching %s: %s", key.uri, problem)
-            raise IntegrityError(f"{key.uri}: {problem}")
+            log.warning(
+                "not caching %s: %d bytes on disk, %d were verified",
+                version.uri,
+                size,
+                verified.size,
+            )
+            return False
         if size > self.max_bytes:
             self.discard(part_path)
             self._rejected += 1
             self._maybe_persist()
             log.info(
                 "not caching %s: %d bytes exceed the cache limit of %d",
-                key.uri,
+                version.uri,
                 size,
                 self.max_bytes,
             )
             return False
-        name = key.name()
+        name = entry_name(version)
         if name in self._index:
             # Same version downloaded twice: the new file replaces the old one in place.
             self._forget(name)
@@ -422,7 +418,7 @@ class DiskCache:
             # The bytes are verified and the caller still holds them: failing to keep them is
             # no reason to fail the read.
             self.discard(part_path)
-            log.warning("could not cache %s: %s", key.uri, exc)
+            log.warning("could not cache %s: %s", version.uri, exc)
             return False
         except BaseException:
             self.discard(part_path)
@@ -458,6 +454,19 @@ class DiskCache:
             evictions=self._evictions,
             rejected=self._rejected,
         )
+
+    def report(self) -> dict[str, object]:
+        """The counters for the mount's stats xattr, under "cache"."""
+        s = self.stats()
+        return {
+            "cache": {
+                "entries": s.entries,
+                "bytes": s.bytes,
+                "limit": s.limit,
+                "hits": s.hits,
+                "misses": s.misses,
+            }
+        }
 
     def close(self) -> None:
         """Persist the counters for `xnatfs cache info` and release the lock. Idempotent."""
@@ -538,12 +547,3 @@ class DiskCache:
                 "updated": time.time(),
             },
         )
-
-
-def mismatch(key: CacheKey, size: int, md5_hex: str) -> str | None:
-    """Why a downloaded file does not match its key, or None when it does."""
-    if key.size is not None and size != key.size:
-        return f"downloaded {size} bytes, the listing says {key.size}"
-    if key.digest and md5_hex.lower() != key.digest.lower():
-        return f"MD5 {md5_hex.lower()} differs from the listing's digest {key.digest.lower()}"
-    return None

@@ -1,6 +1,6 @@
 """The filesystem core: lookup, attributes, directory snapshots, open and read.
 
-It knows nothing of FUSE (the pyfuse3 adapter in `fuse_ops.py` translates): it works with inode
+It knows nothing of FUSE (the pyfuse3 adapter in `xnatfs.fuse` translates): it works with inode
 numbers, `str` names and `Node` values, and raises `xnatfs.errors` exceptions.
 
 Ownership: the inode table, the handle tables and the sizes learned from downloads belong to this
@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from xnatfs.data.downloads import DataStore, FileReader, cache_key
+from xnatfs.data.downloads import Downloads
+from xnatfs.data.reader import FileReader
 from xnatfs.errors import NotFound, ReadOnly
+from xnatfs.fileversion import FileVersion
 from xnatfs.fs.handles import HandleTable
-from xnatfs.fs.inodes import ROOT_INODE, InodeTable
+from xnatfs.fs.inodes import InodeTable
 from xnatfs.namespace.levels import ROOT_DIR
 from xnatfs.namespace.listings import Listings
-from xnatfs.namespace.values import Children, Node, RemoteFile
+from xnatfs.namespace.values import Children, Node
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +44,29 @@ class OpenFile:
     reader: FileReader
 
 
+# The counters of one owner (listings, downloads, prefetch, the disk cache), merged into stats().
+Reporter = Callable[[], Mapping[str, object]]
+
+
 class Filesystem:
-    def __init__(self, listings: Listings, data: DataStore, root_mtime_ns: int) -> None:
+    """The mount's core; `reporters` add their counters to `stats()`."""
+
+    def __init__(
+        self,
+        listings: Listings,
+        data: Downloads,
+        root_mtime_ns: int,
+        reporters: Sequence[Reporter] = (),
+    ) -> None:
         self.listings = listings
         self.data = data
+        self._reporters = (listings.stats, data.stats, *reporters)
         self.root = Node(name="", path=(), mtime_ns=root_mtime_ns, dir=ROOT_DIR)
         self.inodes: InodeTable[Node] = InodeTable(self.root, self.root.identity)
         self._dirs: HandleTable[tuple[Node, ...]] = HandleTable()
         self._files: HandleTable[OpenFile] = HandleTable()
         # Sizes of files whose listing had no Size, learned when a download completed.
-        self._learned: dict[RemoteFile, int] = {}
+        self._learned: dict[FileVersion, int] = {}
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -137,10 +153,10 @@ class Filesystem:
         node = self.node(ino)
         if node.file is None:
             raise NotFound("not a file")
-        reader = self.data.open(node.file)
+        reader = self.data.open(node.file, node.listing)
         fh = self._files.add(OpenFile(node, reader))
         known = node.file.size is not None or node.file in self._learned
-        return fh, known, self.data.cache.contains(cache_key(node.file))
+        return fh, known, self.data.is_verified(node.file)
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
         handle = self._files.get(fh)
@@ -157,22 +173,11 @@ class Filesystem:
 
     def stats(self) -> dict[str, object]:
         """Counters for troubleshooting and tests (the root's `user.xnatfs.stats` xattr)."""
-        cache = self.data.cache.stats()
-        return {
+        out: dict[str, object] = {
             "inodes": len(self.inodes),
             "open_files": len(self._files),
             "open_dirs": len(self._dirs),
-            "listing_requests": self.listings.requests,
-            "downloads": self.data.downloads,
-            "prefetches": self.data.prefetcher.started if self.data.prefetcher else 0,
-            "cache": {
-                "entries": cache.entries,
-                "bytes": cache.bytes,
-                "limit": cache.limit,
-                "hits": cache.hits,
-                "misses": cache.misses,
-            },
         }
-
-    def root_entry(self) -> Entry:
-        return Entry(ROOT_INODE, self.root, 0)
+        for reporter in self._reporters:
+            out.update(reporter())
+        return out

@@ -13,8 +13,8 @@ from xnatfs.namespace.values import (
     Source,
     display_name,
     file_uri,
+    file_version,
     need,
-    remote_file,
     unique,
 )
 from xnatfs.xnat.paths import quote_segment, relative_file_path, scan_id_from_uri
@@ -74,7 +74,7 @@ def _tree_entries(
         if name is None:
             continue
         if len(parts) == depth + 1:
-            nodes.append(parent.child(name, file=remote_file(row, source)))
+            nodes.append(parent.child(name, file=file_version(row, source), listing=source))
         elif name not in folders:
             folders.add(name)
             nodes.append(parent.child(name, dir=make_dir((*prefix, parts[depth]))))

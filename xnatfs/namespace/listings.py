@@ -32,13 +32,18 @@ class Listings:
         )
         self._children: dict[tuple[Dir, tuple[str, ...]], tuple[Rows, Children]] = {}
         self._flight: SingleFlight[Source, Rows] = SingleFlight()
-        self.requests = 0
+        self._requests = 0
 
     def clear(self) -> None:
         """Forget every listing (SIGHUP): the next access asks the server again."""
         if self._rows is not None:
             self._rows.clear()
         self._children.clear()
+
+    def stats(self) -> dict[str, object]:
+        """Counters for the stats xattr: listing requests sent, listings cached."""
+        cached = len(self._rows) if self._rows is not None else 0
+        return {"listing_requests": self._requests, "listings_cached": cached}
 
     async def rows(self, source: Source) -> Rows:
         if self._rows is not None:
@@ -48,7 +53,7 @@ class Listings:
         return await self._flight.run(source, lambda: self._fetch(source))
 
     async def _fetch(self, source: Source) -> Rows:
-        self.requests += 1
+        self._requests += 1
         try:
             rows: Rows = tuple(await self._remote.list(source.path, dict(source.params)))
         except NotFound:

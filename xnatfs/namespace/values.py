@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xnatfs.errors import ProtocolError
+from xnatfs.fileversion import FileVersion
 from xnatfs.xnat.paths import canonical_file_uri
 
 log = logging.getLogger(__name__)
@@ -48,17 +49,6 @@ class Source:
     owners: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True)
-class RemoteFile:
-    """What identifies one stored file version on the server."""
-
-    uri: str  # canonical, ID-based URI from the listing row, as the server wrote it
-    size: int | None  # None when the listing's Size is empty
-    digest: str  # MD5 hex, "" when the server has no checksum
-    # The files listing this entry came from: its siblings can be fetched in bulk.
-    listing: Source | None = field(default=None, compare=False)
-
-
 def file_uri(row: Row, listing: Source | None) -> str:
     """The row's URI, naming the file's one owner where XNAT wrote a comma list of them."""
     uri = row["URI"]
@@ -69,12 +59,12 @@ def file_uri(row: Row, listing: Source | None) -> str:
     return uri
 
 
-def remote_file(row: Row, listing: Source | None) -> RemoteFile:
-    return RemoteFile(
+def file_version(row: Row, listing: Source | None) -> FileVersion:
+    """The file version a files-listing row describes (its canonical URI, Size and digest)."""
+    return FileVersion(
         uri=file_uri(row, listing),
         size=parse_size(row.get("Size", "")),
         digest=row.get("digest", ""),
-        listing=listing,
     )
 
 
@@ -86,7 +76,9 @@ class Node:
     path: tuple[str, ...]
     mtime_ns: int
     dir: Dir | None = None
-    file: RemoteFile | None = None
+    file: FileVersion | None = None
+    # The files listing a file came from: its siblings can be fetched in bulk.
+    listing: Source | None = field(default=None, compare=False)
 
     @property
     def is_dir(self) -> bool:
@@ -97,7 +89,7 @@ class Node:
         """The inode identity: a file's version is part of it, so changed bytes get a new inode
         and the kernel's page cache (`keep_cache`) can never show old bytes for it."""
         if self.file is not None:
-            return (self.path, self.file.size, self.file.digest)
+            return (self.path, self.file)
         return (self.path,)
 
     def child(
@@ -105,7 +97,8 @@ class Node:
         name: str,
         *,
         dir: Dir | None = None,
-        file: RemoteFile | None = None,
+        file: FileVersion | None = None,
+        listing: Source | None = None,
         mtime_ns: int | None = None,
     ) -> Node:
         return Node(
@@ -114,6 +107,7 @@ class Node:
             mtime_ns=self.mtime_ns if mtime_ns is None else mtime_ns,
             dir=dir,
             file=file,
+            listing=listing,
         )
 
 
