@@ -38,9 +38,6 @@ class SingleFlight(Generic[K, V]):
     def __init__(self) -> None:
         self._inflight: dict[K, _Call[V]] = {}
 
-    def running(self, key: K) -> bool:
-        return key in self._inflight
-
     async def run(self, key: K, fn: Callable[[], Awaitable[V]]) -> V:
         call = self._inflight.get(key)
         if call is not None:

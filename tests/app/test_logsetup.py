@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from xnatfs.app import logsetup
 from xnatfs.app.logsetup import (
     MASK,
     add_secret,
-    clear_secrets,
     scrub,
     setup_logging,
     syslog_priority,
@@ -30,13 +30,13 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     saved = (root.level, list(root.handlers))
     levels = {n: logging.getLogger(n).level for n in ("xnatfs", "urllib3")}
-    clear_secrets()
+    logsetup._secrets.clear()
     yield
     root.handlers[:] = saved[1]
     root.setLevel(saved[0])
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
-    clear_secrets()
+    logsetup._secrets.clear()
 
 
 def test_journal_format_has_priority_prefix_and_no_timestamp() -> None:

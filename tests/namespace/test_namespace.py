@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from xnatfs.namespace.files import FilesDir, GroupedFilesDir
 from xnatfs.namespace.levels import ROOT_DIR, CollectionDir, ExperimentDir, OwnerDir, SelectorDir
+from xnatfs.namespace.rules import SLASH_STANDIN, display_name, parse_time_ns
 from xnatfs.namespace.values import (
-    SLASH_STANDIN,
     Children,
     Node,
     Source,
-    display_name,
-    parse_time_ns,
     sort_nodes,
 )
 

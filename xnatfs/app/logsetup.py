@@ -59,12 +59,6 @@ def add_secret(secret: str, *, user: str | None = None) -> None:
         _secrets.update(forms)
 
 
-def clear_secrets() -> None:
-    """Forget every registered secret (tests use this to start from a clean state)."""
-    with _secrets_lock:
-        _secrets.clear()
-
-
 def scrub(text: str) -> str:
     """`text` with every registered secret replaced by `***`."""
     with _secrets_lock:

@@ -29,6 +29,3 @@ class HandleTable(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def values(self) -> list[T]:
-        return list(self._items.values())

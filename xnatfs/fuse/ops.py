@@ -13,21 +13,20 @@ import functools
 import json
 import logging
 import os
-import stat
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
-from xnatfs.errors import NotFound, XnatfsError, errno_for
+from xnatfs.errors import NotFound, ReadOnly, XnatfsError, errno_for
 from xnatfs.fs.filesystem import Entry, Filesystem
+from xnatfs.fuse.attrs import entry_attributes, file_info, negative_entry, statvfs
 
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-BLOCK_SIZE = 128 * 1024
 # `getfattr -n user.xnatfs.stats MOUNTPOINT`: live counters of the mount, as JSON.
 STATS_XATTR = b"user.xnatfs.stats"
 
@@ -45,7 +44,8 @@ def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
             code = errno_for(exc)
             if code == errno.EIO and not _expected(exc):
                 log.exception("%s%r failed", handler.__name__, args[1:])
-            elif code == errno.ENOENT:
+            elif code in (errno.ENOENT, errno.EROFS):
+                # Probes for missing names and attempts to write are routine, not news.
                 log.debug("%s: %s", handler.__name__, exc)
             else:
                 log.info("%s: %s", handler.__name__, exc)
@@ -59,8 +59,8 @@ def _expected(exc: BaseException) -> bool:
     return isinstance(exc, XnatfsError)
 
 
-def _read_only() -> pyfuse3.FUSEError:
-    return pyfuse3.FUSEError(errno.EROFS)
+def _read_only() -> ReadOnly:
+    return ReadOnly("the filesystem is read-only")
 
 
 class XnatOperations(pyfuse3.Operations):
@@ -78,31 +78,7 @@ class XnatOperations(pyfuse3.Operations):
     # -- helpers -----------------------------------------------------------------------------
 
     def _attrs(self, entry: Entry) -> pyfuse3.EntryAttributes:
-        attrs = pyfuse3.EntryAttributes()
-        node = entry.node
-        attrs.st_ino = entry.ino
-        attrs.generation = 0
-        if node.is_dir:
-            attrs.st_mode = stat.S_IFDIR | 0o555
-            attrs.st_nlink = 2
-            attrs.st_size = 0
-        else:
-            attrs.st_mode = stat.S_IFREG | 0o444
-            attrs.st_nlink = 1
-            attrs.st_size = entry.size
-        attrs.st_blksize = BLOCK_SIZE
-        attrs.st_blocks = (attrs.st_size + 511) // 512
-        attrs.st_uid = self.uid
-        attrs.st_gid = self.gid
-        attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
-        # pyfuse3 defaults both to 300 s; metadata must not look fresher than --metadata-ttl.
-        attrs.entry_timeout = self.ttl
-        attrs.attr_timeout = self.ttl
-        if node.file is not None and node.file.size is None:
-            # The size is learned by the first complete read; let the kernel ask again (it
-            # costs no request).
-            attrs.attr_timeout = 0
-        return attrs
+        return entry_attributes(entry, ttl=self.ttl, uid=self.uid, gid=self.gid)
 
     # -- lookups and attributes --------------------------------------------------------------
 
@@ -113,23 +89,18 @@ class XnatOperations(pyfuse3.Operations):
         try:
             entry = await self.fs.lookup(parent_inode, os.fsdecode(name))
         except NotFound:
-            # A negative entry (inode 0) lets the kernel remember the miss for the TTL, so file
-            # managers probing `.hidden` or `desktop.ini` do not even reach us again.
-            attrs = pyfuse3.EntryAttributes()
-            attrs.st_ino = 0
-            attrs.entry_timeout = self.ttl
-            return attrs
+            return negative_entry(self.ttl)
         return self._attrs(entry)
 
     @guard
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self._attrs(self.fs.entry(inode))
 
-    @guard
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        # Not guarded: forget must not raise, not even FUSEError (pyfuse3's rule).
         try:
             self.fs.forget(list(inode_list))
-        except Exception:  # forget must not raise, not even FUSEError
+        except Exception:
             log.exception("forget failed")
 
     # -- directories -------------------------------------------------------------------------
@@ -156,11 +127,7 @@ class XnatOperations(pyfuse3.Operations):
     @guard
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         fh, size_known, verified = self.fs.open(inode, flags)
-        # Kernel pages are kept only for a verified file: a changed file is a new inode (its
-        # version is part of its identity), and pages read from a download that later failed
-        # verification are dropped at the next open. Without a known size the kernel would cut
-        # reads at st_size, so such files bypass the page cache.
-        return pyfuse3.FileInfo(fh=fh, keep_cache=size_known and verified, direct_io=not size_known)
+        return file_info(fh, size_known=size_known, verified=verified)
 
     @guard
     async def read(self, fh: int, off: int, size: int) -> bytes:
@@ -175,11 +142,7 @@ class XnatOperations(pyfuse3.Operations):
 
     @guard
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
-        data = pyfuse3.StatvfsData()
-        data.f_bsize = BLOCK_SIZE
-        data.f_frsize = BLOCK_SIZE
-        data.f_namemax = 255
-        return data
+        return statvfs()
 
     @guard
     async def access(self, inode: int, mode: int, ctx: pyfuse3.RequestContext) -> bool:
@@ -201,38 +164,50 @@ class XnatOperations(pyfuse3.Operations):
 
     # -- everything that writes fails with EROFS ---------------------------------------------
 
+    @guard
     async def setattr(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def mknod(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def mkdir(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def unlink(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def rmdir(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def symlink(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def rename(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def link(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def create(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def write(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def setxattr(self, *args: Any) -> Any:
         raise _read_only()
 
+    @guard
     async def removexattr(self, *args: Any) -> Any:
         raise _read_only()

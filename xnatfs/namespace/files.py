@@ -5,19 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from xnatfs.namespace.rules import display_name
 from xnatfs.namespace.values import (
     Dir,
     Node,
     Row,
     Rows,
     Source,
-    display_name,
     file_uri,
     file_version,
     need,
     unique,
 )
-from xnatfs.xnat.paths import quote_segment, relative_file_path, scan_id_from_uri
+from xnatfs.xnat.paths import (
+    relative_file_path,
+    resource_files_path,
+    resources_path,
+    scan_id_from_uri,
+)
 
 
 def resource_name(row: Row, source: Source) -> tuple[str, str | None]:
@@ -33,14 +38,14 @@ class ResourcesDir(Dir):
     owner_path: str
 
     def source(self) -> Source:
-        return Source(f"{self.owner_path}/resources")
+        return Source(resources_path(self.owner_path))
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
         nodes = []
         for row in rows:
             rid, name = resource_name(row, self.source())
             if name is not None:
-                files = Source(f"{self.owner_path}/resources/{quote_segment(rid)}/files")
+                files = Source(resource_files_path(self.owner_path, [rid]))
                 nodes.append(parent.child(name, dir=FilesDir(files)))
         return unique(nodes)
 

@@ -5,19 +5,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xnatfs.namespace.files import FilesDir, GroupedFilesDir, ResourcesDir, resource_name
+from xnatfs.namespace.rules import display_name, parse_time_ns, server_value
 from xnatfs.namespace.values import (
     Dir,
     Node,
     Row,
     Rows,
     Source,
-    display_name,
     need,
-    parse_time_ns,
-    server_value,
     unique,
 )
-from xnatfs.xnat.paths import quote_segment, selector
+from xnatfs.xnat.paths import (
+    collection_path,
+    experiment_path,
+    experiments_path,
+    owner_path,
+    project_path,
+    projects_path,
+    resource_files_path,
+    resources_path,
+    subject_path,
+    subjects_path,
+)
 
 # Projects are asked for their insert date; real XNAT ignores column names it does not know.
 PROJECT_COLUMNS = "ID,secondary_ID,name,description,pi_firstname,pi_lastname,insert_date"
@@ -26,7 +35,7 @@ PROJECT_COLUMNS = "ID,secondary_ID,name,description,pi_firstname,pi_lastname,ins
 @dataclass(frozen=True)
 class RootDir(Dir):
     def source(self) -> Source:
-        return Source("/data/projects", (("columns", PROJECT_COLUMNS),))
+        return Source(projects_path(), (("columns", PROJECT_COLUMNS),))
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
         nodes = []
@@ -40,46 +49,60 @@ class RootDir(Dir):
         return unique(nodes)
 
 
-@dataclass(frozen=True)
-class ProjectDir(Dir):
-    project: str
+class _LabelledLevel(Dir):
+    """A level whose children are listed by label and resolve by accession ID too (a project's
+    subjects, a subject's experiments), plus the owner's `resources/`."""
 
-    def source(self) -> Source:
-        return Source(f"/data/projects/{quote_segment(self.project)}/subjects")
+    def owner(self) -> str:
+        """The REST path of this level's own object (the owner of its resources)."""
+        raise NotImplementedError
 
-    def _subject(self, parent: Node, row: Row, name: str) -> Node:
-        sid = need(row, "ID", self.source())
-        mtime = parse_time_ns(row.get("insert_date", "")) or parent.mtime_ns
-        return parent.child(name, dir=SubjectDir(self.project, sid), mtime_ns=mtime)
+    def _child(self, parent: Node, row: Row, name: str) -> Node:
+        raise NotImplementedError
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
-        owner = f"/data/projects/{quote_segment(self.project)}"
-        nodes = [parent.child("resources", dir=ResourcesDir(owner))]
+        nodes = [parent.child("resources", dir=ResourcesDir(self.owner()))]
         for row in rows:
             name = display_name(row.get("label") or need(row, "ID", self.source()))
             if name is not None:
-                nodes.append(self._subject(parent, row, name))
+                nodes.append(self._child(parent, row, name))
         return unique(nodes)
 
     def resolve(self, parent: Node, name: str, rows: Rows) -> Node | None:
         for row in rows:
             if row.get("ID") == name:
-                return self._subject(parent, row, name)
+                return self._child(parent, row, name)
         return None
 
 
 @dataclass(frozen=True)
-class SubjectDir(Dir):
+class ProjectDir(_LabelledLevel):
+    project: str
+
+    def source(self) -> Source:
+        return Source(subjects_path(self.project))
+
+    def owner(self) -> str:
+        return project_path(self.project)
+
+    def _child(self, parent: Node, row: Row, name: str) -> Node:
+        sid = need(row, "ID", self.source())
+        mtime = parse_time_ns(row.get("insert_date", "")) or parent.mtime_ns
+        return parent.child(name, dir=SubjectDir(self.project, sid), mtime_ns=mtime)
+
+
+@dataclass(frozen=True)
+class SubjectDir(_LabelledLevel):
     project: str
     subject: str  # accession ID
 
     def source(self) -> Source:
-        return Source(
-            f"/data/projects/{quote_segment(self.project)}/subjects/"
-            f"{quote_segment(self.subject)}/experiments"
-        )
+        return Source(experiments_path(self.project, self.subject))
 
-    def _experiment(self, parent: Node, row: Row, name: str) -> Node:
+    def owner(self) -> str:
+        return subject_path(self.project, self.subject)
+
+    def _child(self, parent: Node, row: Row, name: str) -> Node:
         eid = need(row, "ID", self.source())
         mtime = (
             parse_time_ns(row.get("date", ""))
@@ -87,23 +110,6 @@ class SubjectDir(Dir):
             or parent.mtime_ns
         )
         return parent.child(name, dir=ExperimentDir(eid), mtime_ns=mtime)
-
-    def entries(self, parent: Node, rows: Rows) -> list[Node]:
-        owner = (
-            f"/data/projects/{quote_segment(self.project)}/subjects/{quote_segment(self.subject)}"
-        )
-        nodes = [parent.child("resources", dir=ResourcesDir(owner))]
-        for row in rows:
-            name = display_name(row.get("label") or need(row, "ID", self.source()))
-            if name is not None:
-                nodes.append(self._experiment(parent, row, name))
-        return unique(nodes)
-
-    def resolve(self, parent: Node, name: str, rows: Rows) -> Node | None:
-        for row in rows:
-            if row.get("ID") == name:
-                return self._experiment(parent, row, name)
-        return None
 
 
 @dataclass(frozen=True)
@@ -116,22 +122,8 @@ class ExperimentDir(Dir):
             parent.child("scans", dir=CollectionDir(e, "scans")),
             parent.child("reconstructions", dir=CollectionDir(e, "reconstructions")),
             parent.child("assessors", dir=AssessorsDir(e)),
-            parent.child("resources", dir=ResourcesDir(f"/data/experiments/{quote_segment(e)}")),
+            parent.child("resources", dir=ResourcesDir(experiment_path(e))),
         ]
-
-
-def _experiment_path(experiment: str) -> str:
-    return f"/data/experiments/{quote_segment(experiment)}"
-
-
-def _owner_path(experiment: str, collection: str, segment: str) -> str:
-    """The path of one owner (or selector) whose resources we list, already encoded.
-
-    Reconstructions and assessors name the `out` side explicitly: it is XNAT's default, and the
-    file URIs it returns carry `/out/` too.
-    """
-    base = f"{_experiment_path(experiment)}/{collection}/{segment}"
-    return base if collection == "scans" else f"{base}/out"
 
 
 @dataclass(frozen=True)
@@ -142,7 +134,7 @@ class CollectionDir(Dir):
     collection: str  # "scans" | "reconstructions"
 
     def source(self) -> Source:
-        return Source(f"{_experiment_path(self.experiment)}/{self.collection}")
+        return Source(collection_path(self.experiment, self.collection))
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
         ids = [need(row, "ID", self.source()) for row in rows]
@@ -184,7 +176,7 @@ class AssessorsDir(Dir):
     experiment: str
 
     def source(self) -> Source:
-        return Source(f"{_experiment_path(self.experiment)}/assessors")
+        return Source(collection_path(self.experiment, "assessors"))
 
     def _labels(self, rows: Rows) -> tuple[tuple[str, str], ...]:
         return tuple(
@@ -238,10 +230,10 @@ class OwnerDir(Dir):
     owner: str
 
     def _path(self) -> str:
-        return _owner_path(self.experiment, self.collection, selector([self.owner]))
+        return owner_path(self.experiment, self.collection, [self.owner])
 
     def source(self) -> Source:
-        return Source(f"{self._path()}/resources")
+        return Source(resources_path(self._path()))
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
         nodes = []
@@ -251,7 +243,7 @@ class OwnerDir(Dir):
             rid, name = resource_name(row, self.source())
             if name is not None:
                 files = Source(
-                    f"{self._path()}/resources/{quote_segment(rid)}/files",
+                    resource_files_path(self._path(), [rid]),
                     collection=self.collection,
                     owners=((rid, self.owner),),
                 )
@@ -269,10 +261,10 @@ class SelectorDir(Dir):
     labels: tuple[tuple[str, str], ...] = ()  # assessor ID -> label, for naming groups
 
     def _path(self) -> str:
-        return _owner_path(self.experiment, self.collection, selector(list(self.tokens)))
+        return owner_path(self.experiment, self.collection, self.tokens)
 
     def source(self) -> Source:
-        return Source(f"{self._path()}/resources", missing_ok=True)
+        return Source(resources_path(self._path()), missing_ok=True)
 
     def entries(self, parent: Node, rows: Rows) -> list[Node]:
         by_name: dict[str, list[tuple[str, str]]] = {}
@@ -282,9 +274,8 @@ class SelectorDir(Dir):
                 by_name.setdefault(name, []).append((rid, row.get("cat_id", "")))
         nodes = []
         for name, members in by_name.items():
-            ids = ",".join(quote_segment(rid) for rid, _ in members)
             files = Source(
-                f"{self._path()}/resources/{ids}/files",
+                resource_files_path(self._path(), [rid for rid, _ in members]),
                 missing_ok=True,
                 collection=self.collection,
                 owners=tuple(members),

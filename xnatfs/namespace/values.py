@@ -14,24 +14,19 @@ Requests built here always use IDs (project ID, accession IDs, scan IDs,
 
 from __future__ import annotations
 
-import calendar
 import logging
-import re
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xnatfs.errors import ProtocolError
 from xnatfs.fileversion import FileVersion
+from xnatfs.namespace.rules import natural_key, parse_size
 from xnatfs.xnat.paths import canonical_file_uri
 
 log = logging.getLogger(__name__)
 
 Row = Mapping[str, str]
 Rows = Sequence[Row]
-
-# A `/` inside an XNAT value (scan types may hold one) cannot be a name character.
-SLASH_STANDIN = "\u2215"
 
 
 @dataclass(frozen=True)
@@ -126,55 +121,8 @@ class Dir:
         return None
 
 
-# ---------------------------------------------------------------------------------------------
-# names, numbers and dates
-
-
-def display_name(value: str) -> str | None:
-    """The entry name for an XNAT value, or None when it cannot be shown."""
-    name = value.replace("/", SLASH_STANDIN).replace("\0", "")
-    if name in ("", ".", ".."):
-        return None
-    return name
-
-
-def server_value(name: str) -> str:
-    return name.replace(SLASH_STANDIN, "/")
-
-
-def parse_size(text: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
-
-
-def parse_time_ns(text: str) -> int | None:
-    """XNAT date/time strings (server-local, taken as UTC) to epoch nanoseconds."""
-    text = text.strip()
-    for fmt in _DATE_FORMATS:
-        try:
-            parsed = time.strptime(text, fmt)
-        except ValueError:
-            continue
-        return calendar.timegm(parsed) * 1_000_000_000
-    return None
-
-
-def _natural_key(name: str) -> tuple[object, ...]:
-    """Sort `2.dcm` before `10.dcm`, as people and DICOM instance numbers expect."""
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
-
-
 def sort_nodes(nodes: Iterable[Node]) -> list[Node]:
-    return sorted(nodes, key=lambda n: _natural_key(n.name))
+    return sorted(nodes, key=lambda n: natural_key(n.name))
 
 
 def need(row: Row, key: str, source: Source | None) -> str:

@@ -118,3 +118,60 @@ def scan_id_from_uri(uri: str, collection: str = "scans") -> str | None:
     pattern = rf"/{re.escape(collection)}/([^/]+)/(?:(?:in|out)/)?resources/[^/]+/files/"
     m = re.search(pattern, uri)
     return m.group(1) if m else None
+
+
+# -- every REST path the mount builds (REST reference §1.2, §1.3; IDs only, never labels) -------
+
+
+def projects_path() -> str:
+    """`/data/projects`: the projects the user can read."""
+    return "/data/projects"
+
+
+def project_path(project: str) -> str:
+    """`/data/projects/P`: a project by ID (the owner of project resources)."""
+    return f"/data/projects/{quote_segment(project)}"
+
+
+def subjects_path(project: str) -> str:
+    """`/data/projects/P/subjects`: the subjects listing of a project."""
+    return f"{project_path(project)}/subjects"
+
+
+def subject_path(project: str, subject: str) -> str:
+    """`/data/projects/P/subjects/S`: a subject by accession ID (owner of subject resources)."""
+    return f"{subjects_path(project)}/{quote_segment(subject)}"
+
+
+def experiments_path(project: str, subject: str) -> str:
+    """The experiments (sessions) listing of a subject."""
+    return f"{subject_path(project, subject)}/experiments"
+
+
+def experiment_path(experiment: str) -> str:
+    """`/data/experiments/E`: an experiment by accession ID (owner of session resources)."""
+    return f"/data/experiments/{quote_segment(experiment)}"
+
+
+def collection_path(experiment: str, collection: str) -> str:
+    """The `scans`, `reconstructions` or `assessors` listing of an experiment."""
+    return f"{experiment_path(experiment)}/{collection}"
+
+
+def owner_path(experiment: str, collection: str, tokens: Sequence[str]) -> str:
+    """One scan, reconstruction or assessor, or a server-side selector over them (`ALL`, types,
+    comma lists). Reconstructions and assessors name the `out` side explicitly: it is XNAT's
+    default, and the file URIs it returns carry `/out/` too (reference §1.3)."""
+    base = f"{collection_path(experiment, collection)}/{selector(tokens)}"
+    return base if collection == "scans" else f"{base}/out"
+
+
+def resources_path(owner: str) -> str:
+    """The resources listing of an owner path."""
+    return f"{owner}/resources"
+
+
+def resource_files_path(owner: str, resource_ids: Sequence[str]) -> str:
+    """The files listing of one or more resources (by `xnat_abstractresource_id`) of an owner
+    path; several resources are one comma-joined segment (one request for all of them)."""
+    return f"{owner}/resources/{','.join(quote_segment(r) for r in resource_ids)}/files"
