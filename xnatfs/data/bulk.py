@@ -80,6 +80,6 @@ class ZipBulk:
     def steal(self, t: Transfer) -> bool:
         """Trio side: take `t` for its own GET if the stream is far from it and has not begun
         it; True when taken."""
-        if self._position[t] - self._current <= self._lead:
+        if t in self._owner or self._position[t] - self._current <= self._lead:
             return False
         return self._owner.setdefault(t, _STOLEN) == _STOLEN
