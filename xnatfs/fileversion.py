@@ -46,10 +46,21 @@ class Verified:
     size: int
 
 
-def verify_part(version: FileVersion, part_path: str, size: int, md5_hex: str) -> Verified:
+def verify_part(
+    version: FileVersion,
+    part_path: str,
+    size: int,
+    md5_hex: str,
+    *,
+    learned_size: int | None = None,
+) -> Verified:
     """`Verified` when `size` bytes with MD5 `md5_hex` are `version`; else IntegrityError naming
-    the URI and the difference."""
-    problem = version.mismatch(size, md5_hex)
+    the URI and the difference. `learned_size`: for a version whose listing has no size, the
+    size it was found to have before (and reported as), which the bytes must have too."""
+    expected = version
+    if version.size is None and learned_size is not None:
+        expected = FileVersion(version.uri, learned_size, version.digest)
+    problem = expected.mismatch(size, md5_hex)
     if problem is not None:
         raise IntegrityError(f"{version.uri}: {problem}")
     return Verified(version, part_path, size)

@@ -96,6 +96,12 @@ class AsyncXnat:
             partial(self._client.list, path, params), limiter=self.limiter
         )
 
+    async def size(self, path: str) -> int | None:
+        """The length of the file at `path` without its body (`XnatClient.size_of`)."""
+        return await trio.to_thread.run_sync(
+            partial(self._client.size_of, path), limiter=self.limiter
+        )
+
     async def download(
         self,
         path: str,

@@ -66,7 +66,7 @@ def make_fs(
     prefetcher = Prefetcher(boundary, listings.rows, nursery, mode=prefetch)
     store = Downloads(boundary, cache, nursery, on_miss=prefetcher.note_miss)
     prefetcher.bind(store)
-    return Filesystem(listings, store, root_mtime_ns=1)
+    return Filesystem(listings, store)
 
 
 async def test_one_listing_per_directory_and_lookups_reuse_it(
@@ -77,7 +77,8 @@ async def test_one_listing_per_directory_and_lookups_reuse_it(
         res = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM")
         fh = await fs.opendir(res)
         names = [n.name for n in fs.readdir(fh, 0)]
-        assert names == ["big.dcm", "nosize.dcm", "small.dcm"]
+        assert names == [".", "..", "big.dcm", "nosize.dcm", "small.dcm"]
+        names = names[2:]
         async with trio.open_nursery() as inner:
             for name in names * 5:
                 inner.start_soon(fs.lookup, res, name)
@@ -171,18 +172,35 @@ async def test_failed_download_wakes_readers_and_next_read_retries(
         nursery.cancel_scope.cancel()
 
 
-async def test_file_without_size_reads_completely_and_learns_its_size(
+async def test_a_file_without_size_learns_it_with_one_request_at_lookup(
     remote: FakeRemote, cache: DiskCache
 ) -> None:
     async with trio.open_nursery() as nursery:
         fs = make_fs(remote, cache, nursery)
         ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "nosize.dcm")
-        assert fs.entry(ino).size == 0
+        # Tools copy st_size bytes: the size is known before anyone opens the file.
+        assert remote.size_calls == [f"{FILES}/nosize.dcm"] and remote.get_calls == []
+        assert (await fs.entry(ino)).size == 3000
         fh, size_known, _ = fs.open(ino, 0)
-        assert not size_known
+        assert size_known
         fs.release(fh)
         assert await read_all(fs, ino, chunk=1000) == b"abc" * 1000
-        assert fs.entry(ino).size == 3000
+        await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "nosize.dcm")
+        assert len(remote.size_calls) == 1  # remembered
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_file_the_server_does_not_size_is_downloaded_to_learn_it(
+    remote: FakeRemote, cache: DiskCache
+) -> None:
+    remote.lengths = False  # neither the listing nor the headers say
+    async with trio.open_nursery() as nursery:
+        fs = make_fs(remote, cache, nursery)
+        ino = await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "nosize.dcm")
+        assert remote.get_calls == [f"{FILES}/nosize.dcm"]
+        assert (await fs.entry(ino)).size == 3000
+        assert await read_all(fs, ino, chunk=1000) == b"abc" * 1000
+        assert len(remote.get_calls) == 1  # read from the cache it was downloaded into
         nursery.cancel_scope.cancel()
 
 
@@ -201,8 +219,8 @@ async def test_lookup_counts_balance_and_writes_are_refused(
         counts = fs.inodes.counts()
         fs.forget([(i, c) for i, c in counts.items() if i != ROOT_INODE])
         assert fs.inodes.counts() == {ROOT_INODE: 1}
-        # A forgotten path gets a new, never reused number.
-        assert await walk(fs, "TEST") not in counts
+        # A forgotten path keeps its number: it is derived from what the entry is.
+        assert await walk(fs, "TEST", "1", "MR1", "scans", "1", "DICOM", "small.dcm") == ino
         nursery.cancel_scope.cancel()
 
 
@@ -213,7 +231,7 @@ async def test_accession_id_alias_resolves_without_being_listed(
         fs = make_fs(remote, cache, nursery)
         project = await walk(fs, "TEST")
         fh = await fs.opendir(project)
-        assert [n.name for n in fs.readdir(fh, 0)] == ["1", "resources"]
+        assert [n.name for n in fs.readdir(fh, 0)] == [".", "..", "1", "resources"]
         alias = await fs.lookup(project, "XNAT_S00001")
         assert alias.node.dir == (await fs.lookup(project, "1")).node.dir
         nursery.cancel_scope.cancel()
@@ -304,7 +322,7 @@ async def test_a_selector_that_matches_nothing_is_an_empty_directory(
         for _ in range(2):
             recon_all = await walk(fs, "TEST", "1", "MR1", "reconstructions", "ALL")
             fh = await fs.opendir(recon_all)
-            assert fs.readdir(fh, 0) == ()
+            assert [n.name for n in fs.readdir(fh, 0)] == [".", ".."]
             fs.releasedir(fh)
         path = f"/data/experiments/{E}/reconstructions/ALL/out/resources"
         assert remote.list_calls.count(path) == 1  # the empty answer is cached too

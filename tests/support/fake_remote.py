@@ -59,6 +59,8 @@ class FakeRemote:
         self.gate.set()
         self.fail_next: Exception | None = None
         self.zip_fails = False  # archive requests are refused
+        self.size_calls: list[str] = []
+        self.lengths = True  # HEAD says how long a file is
 
     @staticmethod
     def row(name: str, body: bytes, size: str | None = None) -> dict[str, str]:
@@ -76,6 +78,10 @@ class FakeRemote:
         if path not in self.listings:
             raise NotFound(path)
         return self.listings[path]
+
+    def size_of(self, path: str) -> int | None:
+        self.size_calls.append(path)
+        return len(self.bodies[path]) if self.lengths else None
 
     def download(
         self,

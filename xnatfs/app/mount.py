@@ -14,7 +14,6 @@ import logging
 import os
 import resource
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,9 +29,9 @@ from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, XnatfsError
 from xnatfs.fs.filesystem import Filesystem
 from xnatfs.fuse.ops import XnatOperations
-from xnatfs.namespace.levels import ROOT_DIR
+from xnatfs.namespace.levels import RootDir
 from xnatfs.namespace.listings import Listings
-from xnatfs.namespace.values import Node
+from xnatfs.namespace.values import Rows
 from xnatfs.remote import AsyncXnat
 from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import XnatClient
@@ -123,10 +122,12 @@ def run(
     check_mountpoint(cfg.mountpoint)
     client = build_client(cfg, credentials)
     try:
-        client.check()
+        projects = client.check()
         cache = DiskCache(cfg.effective_cache_dir, cfg.cache_size)
         try:
-            return trio.run(_serve, cfg, client, cache, fd_limit, ready or (lambda _msg: None))
+            return trio.run(
+                _serve, cfg, client, cache, fd_limit, projects, ready or (lambda _msg: None)
+            )
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
             # refused by the kernel, say) must still reach them as one line.
@@ -141,11 +142,17 @@ def run(
 
 
 async def _serve(
-    cfg: MountConfig, client: XnatClient, cache: DiskCache, fd_limit: int, ready: ReadyCallback
+    cfg: MountConfig,
+    client: XnatClient,
+    cache: DiskCache,
+    fd_limit: int,
+    projects: Rows,
+    ready: ReadyCallback,
 ) -> int:
     remote = AsyncXnat(client, cfg.max_connections)
     listings = Listings(remote, cfg.metadata_ttl)
-    root_mtime = await _root_mtime(listings)
+    root = RootDir()
+    listings.prime(root.source(), projects)  # what the start-up check read
     clean = False
     async with trio.open_nursery() as nursery:
         prefetcher = Prefetcher(
@@ -159,7 +166,7 @@ async def _serve(
         )
         data = Downloads(remote, cache, nursery, on_miss=prefetcher.note_miss)
         prefetcher.bind(data)
-        fs = Filesystem(listings, data, root_mtime, reporters=(prefetcher.stats, cache.report))
+        fs = Filesystem(listings, data, root, reporters=(prefetcher.stats, cache.report))
         ops = XnatOperations(
             fs,
             ttl=cfg.metadata_ttl,
@@ -197,14 +204,6 @@ def _first_xnatfs_error(group: BaseExceptionGroup[BaseException]) -> XnatfsError
             if found is not None:
                 return found
     return None
-
-
-async def _root_mtime(listings: Listings) -> int:
-    """The root's time: the newest project's insert date; the start time only if none has one."""
-    root = Node(name="", path=(), mtime_ns=0, dir=ROOT_DIR)
-    children = await listings.children(root)
-    times = [c.mtime_ns for c in children.ordered if c.mtime_ns]
-    return max(times) if times else time.time_ns()
 
 
 async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallback) -> None:

@@ -5,8 +5,11 @@ attributes each entry to the one listed file its full name proves (`xnat.archive
 and writes it through that transfer's `PartWriter`, reporting progress and each finished entry
 to trio through `post`. Nothing else is written anywhere.
 
-A reader waiting for a file far ahead of the stream takes it out of the bulk (`steal`, trio
-side) and fetches it with its own GET, so the file somebody waits for comes first. Which side
+A reader waiting for a file the stream will reach only after a long wait takes it out of the
+bulk (`steal`, trio side) and fetches it with its own GET, so the file somebody waits for comes
+first. How long is estimated from the stream's rate and the bytes before the file: a reader
+that reads the series out of order (cp reads in inode order, which is not listing order) waits
+for a stream that is about to deliver its file rather than downloading it twice. Which side
 owns a transfer is decided by one `dict.setdefault`, atomic under the GIL (a C-level call on
 objects with identity hashing), so the thread and trio never both write the same file and no
 lock is shared between them.
@@ -14,6 +17,7 @@ lock is shared between them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from xnatfs.data.transfer import Transfer
@@ -40,14 +44,26 @@ class ZipBulk:
         entry_done: Callable[[Transfer, str], None],
         *,
         lead: int = 4,
+        patience: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.claimed = claimed
         self.index = index
         self._entry_done = entry_done
         self._lead = lead  # files within this distance of the stream are left to it
+        self._patience = patience  # seconds a reader may wait for the stream to reach its file
+        self._clock = clock
         self._position = {t: i for i, t in enumerate(claimed.values())}
+        # Bytes of the claimed files before each one: how far the stream has to go.
+        self._before: list[int] = []
+        total = 0
+        for t in claimed.values():
+            self._before.append(total)
+            total += t.version.size or 0
         self._owner: dict[Transfer, str] = {}
         self._current = -1
+        self._streamed = 0  # bytes of claimed files the stream has delivered
+        self._started: float | None = None
         self.handed: list[Transfer] = []
 
     @property
@@ -66,11 +82,14 @@ class ZipBulk:
             if t is None or self._owner.setdefault(t, _STREAM) != _STREAM:
                 continue
             self._current = self._position[t]
+            if self._started is None:
+                self._started = self._clock()
             writer = t.writer
             offset = 0
             for data in body:
                 writer.write(offset, data)
                 offset += len(data)
+                self._streamed += len(data)
                 post(t.advance, offset)
             self.handed.append(t)
             post(self._entry_done, t, writer.hexdigest())
@@ -78,8 +97,16 @@ class ZipBulk:
                 raise Unavailable("the archive download was stopped")
 
     def steal(self, t: Transfer) -> bool:
-        """Trio side: take `t` for its own GET if the stream is far from it and has not begun
-        it; True when taken."""
-        if t in self._owner or self._position[t] - self._current <= self._lead:
+        """Trio side: take `t` for its own GET if the stream has not begun it and will not reach
+        it within `patience` seconds at its rate so far (any file more than `lead` files ahead
+        before the stream has delivered a byte); True when taken."""
+        position = self._position[t]
+        if t in self._owner or position - self._current <= self._lead:
             return False
+        started, streamed = self._started, self._streamed
+        if started is not None and streamed > 0:
+            elapsed = self._clock() - started
+            ahead = self._before[position] - streamed
+            if ahead * elapsed / streamed <= self._patience:
+                return False  # the stream brings it soon: waiting beats a second download
         return self._owner.setdefault(t, _STOLEN) == _STOLEN

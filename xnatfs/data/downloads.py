@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable
 
 import trio
+from cachetools import LRUCache
 
 from xnatfs.cache.disk import DiskCache
 from xnatfs.data.reader import FileReader
@@ -32,6 +33,7 @@ from xnatfs.errors import IntegrityError, Unavailable, XnatfsError
 from xnatfs.fileversion import FileVersion, Verified, verify_part
 from xnatfs.namespace.values import Source
 from xnatfs.remote import AsyncXnat
+from xnatfs.singleflight import SingleFlight
 from xnatfs.xnat.paths import file_url_path
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class Downloads:
         cache: DiskCache,
         nursery: trio.Nursery,
         on_miss: MissHandler | None = None,
+        *,
+        max_learned_sizes: int = 100_000,
     ) -> None:
         self._remote = remote
         self._cache = cache
@@ -62,6 +66,10 @@ class Downloads:
         self._admit_queue: list[tuple[Transfer, Verified]] = []
         self._admitting = False
         self._downloads = 0
+        # Sizes of files whose listing has none, learned with a request or a download.
+        self._sizes: LRUCache[str, int] = LRUCache(maxsize=max_learned_sizes)
+        self._sizing: SingleFlight[str, int] = SingleFlight()
+        self._size_requests = 0
 
     # -- readers -------------------------------------------------------------------------------
 
@@ -76,6 +84,44 @@ class Downloads:
     def is_verified(self, version: FileVersion) -> bool:
         """Whether `version` is complete and verified in the disk cache."""
         return self._cache.contains(version)
+
+    def known_size(self, version: FileVersion) -> int | None:
+        """The size of `version` if known without a request: the listing's, or one learned."""
+        return version.size if version.size is not None else self._sizes.get(version.uri)
+
+    async def size(self, version: FileVersion) -> int:
+        """The size of `version`, learned with one request of its own when its listing had none
+        (HEAD; where the server says nothing, the file is downloaded, which also caches it).
+        Raises the request's error (EIO family) when it cannot be had."""
+        known = self.known_size(version)
+        if known is not None:
+            return known
+        return await self._sizing.run(version.uri, lambda: self._measure(version))
+
+    async def _measure(self, version: FileVersion) -> int:
+        fd = self._cache.open(version)
+        if fd is not None:
+            try:
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+        else:
+            self._size_requests += 1
+            length = await self._remote.size(file_url_path(version.uri))
+            if length is None:
+                log.info(
+                    "%s has no size in its listing or its headers: downloading it", version.uri
+                )
+                t = self.attach(version, None)
+                try:
+                    await t.wait_for(1 << 62)
+                    size = t.writer.written
+                finally:
+                    self.detach(t)
+            else:
+                size = length
+        self._sizes[version.uri] = size
+        return size
 
     def attach(self, version: FileVersion, listing: Source | None) -> Transfer:
         """The running download of `version`, started if there is none; one more reader."""
@@ -151,7 +197,14 @@ class Downloads:
     def complete(self, t: Transfer, md5_hex: str) -> None:
         """Verify a fully written transfer and release its readers; admission follows."""
         try:
-            verified = verify_part(t.version, t.part_path, t.writer.written, md5_hex)
+            # A size learned before (and reported to the kernel) must be the size read.
+            verified = verify_part(
+                t.version,
+                t.part_path,
+                t.writer.written,
+                md5_hex,
+                learned_size=self.known_size(t.version),
+            )
         except IntegrityError as exc:
             log.warning("not caching %s", exc)
             self.release(t, exc)
@@ -159,6 +212,8 @@ class Downloads:
         # Readers may read to the end now. Making the file durable (fsync) and admitting it
         # happen after, off the readers' path and in batches; until then the transfer stays in
         # `_inflight`, so new readers use it instead of downloading again.
+        if t.version.size is None:
+            self._sizes[t.version.uri] = t.writer.written
         t.verified = True
         t.finish(None)
         self._admit_queue.append((t, verified))
@@ -181,7 +236,11 @@ class Downloads:
 
     def stats(self) -> dict[str, object]:
         """Counters for the stats xattr: GETs started, transfers in flight."""
-        return {"downloads": self._downloads, "in_flight": len(self._inflight)}
+        return {
+            "downloads": self._downloads,
+            "in_flight": len(self._inflight),
+            "size_requests": self._size_requests,
+        }
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -11,31 +11,37 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.reader import FileReader
-from xnatfs.errors import NotFound, ReadOnly
+from xnatfs.errors import NotFound, ReadOnly, XnatfsError
 from xnatfs.fileversion import FileVersion
 from xnatfs.fs.handles import HandleTable
 from xnatfs.fs.inodes import InodeTable
 from xnatfs.namespace.levels import ROOT_DIR
 from xnatfs.namespace.listings import Listings
-from xnatfs.namespace.values import Children, Node
+from xnatfs.namespace.values import Children, Dir, Node, root_node
 
 log = logging.getLogger(__name__)
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    """A node together with the inode number the kernel knows it by."""
+    """A node with what the kernel is told about it: its inode number, size (0 while unknown),
+    link count and time; `settled` is False while the size or time is not known yet, so the
+    kernel asks again instead of keeping them."""
 
     ino: int
     node: Node
     size: int
+    nlink: int
+    mtime_ns: int
+    settled: bool = True
 
 
 @dataclass
@@ -44,29 +50,42 @@ class OpenFile:
     reader: FileReader
 
 
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    """One readdir entry: `counted` entries take a kernel reference (`.` and `..` do not)."""
+
+    name: str
+    node: Node
+    counted: bool = True
+
+
 # The counters of one owner (listings, downloads, prefetch, the disk cache), merged into stats().
 Reporter = Callable[[], Mapping[str, object]]
 
 
 class Filesystem:
-    """The mount's core; `reporters` add their counters to `stats()`."""
+    """The mount's core over `root` (a `RootDir`); `reporters` add their counters to `stats()`."""
 
     def __init__(
         self,
         listings: Listings,
         data: Downloads,
-        root_mtime_ns: int,
+        root: Dir = ROOT_DIR,
         reporters: Sequence[Reporter] = (),
     ) -> None:
         self.listings = listings
         self.data = data
         self._reporters = (listings.stats, data.stats, *reporters)
-        self.root = Node(name="", path=(), mtime_ns=root_mtime_ns, dir=ROOT_DIR)
-        self.inodes: InodeTable[Node] = InodeTable(self.root, self.root.identity)
-        self._dirs: HandleTable[tuple[Node, ...]] = HandleTable()
+        self.root = root_node(root)
+        self.inodes = InodeTable(self.root)
+        self._dirs: HandleTable[tuple[DirEntry, ...]] = HandleTable()
         self._files: HandleTable[OpenFile] = HandleTable()
-        # Sizes of files whose listing had no Size, learned when a download completed.
-        self._learned: dict[FileVersion, int] = {}
+        # Times of directories whose rows carry none (projects, the root), once derived: they
+        # stay what they were if the listing later cannot be had.
+        self._times: dict[int, int] = {}
+        # The version whose pages the kernel may hold for an inode (opened with keep_cache).
+        self._paged: dict[int, FileVersion] = {}
+        self._first_seen = time.time_ns()
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -76,24 +95,66 @@ class Filesystem:
             raise NotFound(f"inode {ino} is not known (forgotten or never looked up)")
         return node
 
-    def size_of(self, node: Node) -> int:
-        if node.file is None:
-            return 0
-        if node.file.size is not None:
-            return node.file.size
-        return self._learned.get(node.file, 0)
+    def describe(self, ino: int, node: Node) -> Entry:
+        """What is known of `node` without a request."""
+        if node.file is not None:
+            size = self.data.known_size(node.file)
+            return Entry(ino, node, size or 0, node.links, node.mtime_ns, size is not None)
+        children = self.listings.peek(node)
+        # Unknown until listed, as sshfs says: 1 makes walkers that trust link counts look.
+        nlink = 1 if children is None else 2 + children.subdirectories
+        mtime = node.mtime_ns or self._times.get(node.key, 0)
+        return Entry(ino, node, 0, nlink, mtime, mtime != 0)
 
-    def entry(self, ino: int) -> Entry:
+    async def entry(self, ino: int) -> Entry:
+        """The attributes of inode `ino`, learning with one request what no listing says (a
+        file's size when its listing has none, a project's time)."""
         node = self.node(ino)
-        return Entry(ino, node, self.size_of(node))
+        if node.file is not None and self.data.known_size(node.file) is None:
+            await self.data.size(node.file)
+        elif node.dir is not None and not node.mtime_ns and node.key not in self._times:
+            await self._derive_time(node)
+        return self.describe(ino, node)
+
+    async def _derive_time(self, node: Node, *, root_fallback: bool = True) -> None:
+        """Find the time of a directory whose rows carry none (a project, the root)."""
+        try:
+            found = await self.listings.time(node)
+            if found is None and node.parent is None:
+                # The root of a `--project` mount: the newest of its projects.
+                found = await self._newest_child_time(node)
+        except XnatfsError as exc:
+            log.info("no time for %s yet: %s", node.display(), exc)
+            return
+        if found is None and node.parent is not None and root_fallback:
+            # A project without subjects: the root's time, the newest of all.
+            if self.root.key not in self._times:
+                await self._derive_time(self.root)
+            found = self._times.get(self.root.key)
+        if found is None and node.parent is None:
+            # An archive without a single dated subject: when this mount first listed it.
+            found = self._first_seen
+        if found:
+            self._times[node.key] = found
+
+    async def _newest_child_time(self, node: Node) -> int | None:
+        times = []
+        for child in (await self.listings.children(node)).ordered:
+            if child.dir is not None and not child.mtime_ns and child.key not in self._times:
+                await self._derive_time(child, root_fallback=False)
+            times.append(child.mtime_ns or self._times.get(child.key, 0))
+        return max(times, default=0) or None
 
     def remember(self, node: Node) -> Entry:
         """Take one kernel reference to `node` (lookup, or a readdir entry the kernel kept)."""
-        ino = self.inodes.remember(node.identity, node)
-        return Entry(ino, node, self.size_of(node))
+        return self.describe(self.inodes.remember(node), node)
 
     def forget(self, items: list[tuple[int, int]]) -> None:
         self.inodes.forget(items)
+        if self._paged:
+            for ino, _ in items:
+                if self.inodes.get(ino) is None:
+                    self._paged.pop(ino, None)
 
     # -- names -------------------------------------------------------------------------------
 
@@ -104,22 +165,13 @@ class Filesystem:
         if name == ".":
             return self.remember(parent)
         if name == "..":
-            return self.remember(self._parent_of(parent))
+            return self.remember(parent.parent or parent)
         child = await self.listings.lookup(parent, name)
         if child is None:
-            raise NotFound(f"no entry {name!r} in /{'/'.join(parent.path)}")
+            raise NotFound(f"no entry {name!r} in {parent.display()}")
+        if child.file is not None and self.data.known_size(child.file) is None:
+            await self.data.size(child.file)  # tools copy st_size bytes: never report 0
         return self.remember(child)
-
-    def _parent_of(self, node: Node) -> Node:
-        if not node.path:
-            return node
-        # The kernel keeps a directory's parent referenced while the directory is, so the
-        # parent is still in the table (directories' identity is their path).
-        ino = self.inodes.peek((node.path[:-1],))
-        parent = self.inodes.get(ino) if ino is not None else None
-        if parent is None:
-            raise NotFound(f"parent of /{'/'.join(node.path)} is not known")
-        return parent
 
     # -- directories -------------------------------------------------------------------------
 
@@ -130,11 +182,22 @@ class Filesystem:
         children: Children = await self.listings.children(node)
         # An immutable snapshot per open: readdir offsets index into it, so entries are never
         # skipped or repeated while the listing changes underneath.
-        return self._dirs.add(children.ordered)
+        snapshot = (
+            DirEntry(".", node, counted=False),
+            DirEntry("..", node.parent or node, counted=False),
+            *(DirEntry(child.name, child) for child in children.ordered),
+        )
+        return self._dirs.add(snapshot)
 
-    def readdir(self, fh: int, start: int) -> tuple[Node, ...]:
+    def readdir(self, fh: int, start: int) -> tuple[DirEntry, ...]:
         """The snapshot's entries from offset `start` on (offset i+1 follows entry i)."""
         return self._dirs.get(fh)[start:]
+
+    def entry_of(self, item: DirEntry) -> Entry:
+        """Attributes of a readdir entry: a counted one takes a kernel reference."""
+        if item.counted:
+            return self.remember(item.node)
+        return self.describe(self.inodes.ino_of(item.node), item.node)
 
     def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh)
@@ -142,11 +205,13 @@ class Filesystem:
     # -- files -------------------------------------------------------------------------------
 
     def open(self, ino: int, flags: int) -> tuple[int, bool, bool]:
-        """A handle for reading; downloads nothing. Returns (fh, size_known, verified).
+        """A handle for reading; downloads nothing. Returns (fh, size_known, keep_pages).
 
-        `verified`: the file is complete and verified in the disk cache, so pages the kernel
-        kept from earlier reads may be reused; otherwise they must be dropped, because bytes
-        served while a download was still running may belong to one that failed verification.
+        `keep_pages`: the kernel may reuse pages it kept from earlier reads: the file is
+        complete and verified in the disk cache, and it is the version those pages came from.
+        Otherwise they must be dropped: bytes served while a download was still running may
+        belong to one that failed verification, and a file changed on the server keeps its
+        inode number.
         """
         if flags & _WRITE_FLAGS:
             raise ReadOnly("the filesystem is read-only")
@@ -155,16 +220,17 @@ class Filesystem:
             raise NotFound("not a file")
         reader = self.data.open(node.file, node.listing)
         fh = self._files.add(OpenFile(node, reader))
-        known = node.file.size is not None or node.file in self._learned
-        return fh, known, self.data.is_verified(node.file)
+        known = self.data.known_size(node.file) is not None
+        verified = self.data.is_verified(node.file)
+        keep = known and verified and self._paged.get(ino) in (None, node.file)
+        if known and verified:
+            self._paged[ino] = node.file
+        else:
+            self._paged.pop(ino, None)
+        return fh, known, keep
 
     async def read(self, fh: int, offset: int, size: int) -> bytes:
-        handle = self._files.get(fh)
-        data = await handle.reader.read(offset, size)
-        learned = handle.reader.learned_size
-        if learned is not None and handle.node.file is not None and handle.node.file.size is None:
-            self._learned[handle.node.file] = learned
-        return data
+        return await self._files.get(fh).reader.read(offset, size)
 
     def release(self, fh: int) -> None:
         handle = self._files.pop(fh)

@@ -1,58 +1,99 @@
 """Inode numbers and kernel lookup counts.
 
-Numbers come from a counter that only grows, so a number is never reused within a mount. An entry
-lives while the kernel holds a reference (its lookup count is above zero); `forget` drops it at
-zero and a later lookup of the same path gets a new number, which is legal because the kernel has
-forgotten the old one. The root is pinned. No I/O and no pyfuse3 here: inode numbers are ints.
+An inode number is the node's stable key (`xnatfs.namespace.values`): a directory's comes from
+its path, a file's from its canonical URI, so the same object has the same number for the life of
+the mount whatever the kernel forgets, and on every later mount of the same server, and one XNAT
+file reached through several paths is one inode. Two different objects whose keys collide (a 63-bit
+hash; astronomically rare) are told apart by their identity and the later one is given the next
+free number in a fixed probe sequence.
+
+An entry lives while the kernel holds a reference (its lookup count is above zero); `forget`
+drops it at zero. The root is pinned. Memory is what the kernel holds: one node and one count
+per inode, and the tables shrink again after the kernel has forgotten most of them. No I/O and
+no pyfuse3 here: inode numbers are ints.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Iterable
-from typing import Generic, TypeVar
+from collections.abc import Iterable
 
-ROOT_INODE = 1
+from xnatfs.namespace.values import ROOT_KEY, Node
+
+ROOT_INODE = ROOT_KEY
+_MASK = (1 << 63) - 1
+_SHRINK_BELOW = 4096
 
 log = logging.getLogger(__name__)
 
-N = TypeVar("N")
+
+def _identity(node: Node) -> tuple[object, ...]:
+    if node.file is not None:
+        return ("f", node.file.uri)
+    parent = node.parent.key if node.parent is not None else 0
+    return ("d", parent, node.name)
 
 
-class InodeTable(Generic[N]):
-    """Maps identity keys to inode numbers and inode numbers to the node they stand for."""
+def _probe(ino: int) -> int:
+    nxt = (ino * 6364136223846793005 + 1442695040888963407) & _MASK
+    return nxt if nxt > ROOT_INODE else nxt + 2
 
-    def __init__(self, root: N, root_key: Hashable) -> None:
-        self._next = ROOT_INODE + 1
-        self._by_key: dict[Hashable, int] = {root_key: ROOT_INODE}
-        self._nodes: dict[int, N] = {ROOT_INODE: root}
-        self._keys: dict[int, Hashable] = {ROOT_INODE: root_key}
+
+class InodeTable:
+    """Inode number -> the node it stands for, and the kernel's lookup count of each."""
+
+    def __init__(self, root: Node) -> None:
+        self._nodes: dict[int, Node] = {ROOT_INODE: root}
         self._counts: dict[int, int] = {ROOT_INODE: 1}
+        self._peak = 1
+        # Objects whose key collided with another's, by identity (almost always empty).
+        self._probed: dict[tuple[object, ...], int] = {}
+        self.collisions = 0
 
     def __len__(self) -> int:
         return len(self._nodes)
 
-    def get(self, ino: int) -> N | None:
+    def get(self, ino: int) -> Node | None:
         return self._nodes.get(ino)
 
-    def peek(self, key: Hashable) -> int | None:
-        """The inode currently standing for `key`, without taking a reference."""
-        return self._by_key.get(key)
+    def replace(self, ino: int, node: Node) -> None:
+        """Show newer attributes for a live inode (the same object, re-listed)."""
+        if ino in self._nodes:
+            self._nodes[ino] = node
 
-    def remember(self, key: Hashable, node: N) -> int:
-        """Take one kernel reference to `key` and return its inode (allocated if new).
+    def ino_of(self, node: Node) -> int:
+        """The number `node` has (or would get), without taking a reference."""
+        if node.key == ROOT_KEY:
+            return ROOT_INODE
+        if self._probed:
+            probed = self._probed.get(_identity(node))
+            if probed is not None:
+                return probed
+        ino = node.key
+        while True:
+            existing = self._nodes.get(ino)
+            if existing is None or existing is node:
+                return ino
+            if existing.key == node.key and _identity(existing) == _identity(node):
+                return ino
+            ino = _probe(ino)
+
+    def remember(self, node: Node) -> int:
+        """Take one kernel reference to `node` and return its inode number.
 
         The node stored is refreshed, so a re-listed entry shows its newest attributes.
         """
-        ino = self._by_key.get(key)
-        if ino is None:
-            ino = self._next
-            self._next += 1
-            self._by_key[key] = ino
-            self._keys[ino] = key
-            self._counts[ino] = 0
+        ino = self.ino_of(node)
+        if ino == ROOT_INODE:
+            return ino
+        if ino != node.key and ino not in self._nodes:
+            self.collisions += 1
+            self._probed[_identity(node)] = ino
+            log.warning("inode key collision for %s; it is inode %d", node.display(), ino)
         self._nodes[ino] = node
-        self._counts[ino] += 1
+        self._counts[ino] = self._counts.get(ino, 0) + 1
+        if len(self._nodes) > self._peak:
+            self._peak = len(self._nodes)
         return ino
 
     def forget(self, items: Iterable[tuple[int, int]]) -> None:
@@ -71,10 +112,14 @@ class InodeTable(Generic[N]):
             if count < 0:
                 log.debug("inode %d forgotten %d times more than looked up", ino, -count)
             del self._counts[ino]
-            del self._nodes[ino]
-            key = self._keys.pop(ino)
-            if self._by_key.get(key) == ino:
-                del self._by_key[key]
+            node = self._nodes.pop(ino)
+            if self._probed:
+                self._probed.pop(_identity(node), None)
+        if self._peak > _SHRINK_BELOW and len(self._nodes) < self._peak // 8:
+            # Python dicts keep their size after deletions; copying gives the memory back.
+            self._nodes = dict(self._nodes)
+            self._counts = dict(self._counts)
+            self._peak = len(self._nodes)
 
     def count(self, ino: int) -> int:
         return self._counts.get(ino, 0)

@@ -19,28 +19,26 @@ BLOCK_SIZE = 128 * 1024
 def entry_attributes(entry: Entry, *, ttl: float, uid: int, gid: int) -> pyfuse3.EntryAttributes:
     """The attributes of `entry` (inode, mode, size, owner, times) with the TTL rules."""
     attrs = pyfuse3.EntryAttributes()
-    node = entry.node
     attrs.st_ino = entry.ino
     attrs.generation = 0
-    if node.is_dir:
+    if entry.node.is_dir:
         attrs.st_mode = stat.S_IFDIR | 0o555
-        attrs.st_nlink = 2
         attrs.st_size = 0
     else:
         attrs.st_mode = stat.S_IFREG | 0o444
-        attrs.st_nlink = 1
         attrs.st_size = entry.size
+    # Files: one link per listed path that leads to them (hard links, so du, tar, cp -a and
+    # rsync -H count them once); directories: 2 + sub-directories once listed, else 1.
+    attrs.st_nlink = entry.nlink
     attrs.st_blksize = BLOCK_SIZE
     attrs.st_blocks = (attrs.st_size + 511) // 512
     attrs.st_uid = uid
     attrs.st_gid = gid
-    attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = node.mtime_ns
-    # Metadata must not look fresher than --metadata-ttl.
+    attrs.st_atime_ns = attrs.st_mtime_ns = attrs.st_ctime_ns = entry.mtime_ns
+    # Metadata must not look fresher than --metadata-ttl; what is not settled yet (a size or a
+    # time that needs a request) is asked again, which costs nothing until then.
     attrs.entry_timeout = ttl
-    attrs.attr_timeout = ttl
-    if node.file is not None and node.file.size is None:
-        # The size is learned by the first complete read; let the kernel ask again.
-        attrs.attr_timeout = 0
+    attrs.attr_timeout = ttl if entry.settled else 0
     return attrs
 
 

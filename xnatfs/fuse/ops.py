@@ -94,7 +94,7 @@ class XnatOperations(pyfuse3.Operations):
 
     @guard
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        return self._attrs(self.fs.entry(inode))
+        return self._attrs(await self.fs.entry(inode))
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
         # Not guarded: forget must not raise, not even FUSEError (pyfuse3's rule).
@@ -111,11 +111,13 @@ class XnatOperations(pyfuse3.Operations):
 
     @guard
     async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        for offset, node in enumerate(self.fs.readdir(fh, start_id), start=start_id + 1):
-            # readdir is readdirplus in pyfuse3: every entry the kernel accepts is a lookup.
-            entry = self.fs.remember(node)
-            if not pyfuse3.readdir_reply(token, os.fsencode(node.name), self._attrs(entry), offset):
-                self.fs.forget([(entry.ino, 1)])
+        for offset, item in enumerate(self.fs.readdir(fh, start_id), start=start_id + 1):
+            # readdir is readdirplus in pyfuse3: every entry the kernel accepts is a lookup,
+            # except `.` and `..`, for which the kernel makes no reference of its own.
+            entry = self.fs.entry_of(item)
+            if not pyfuse3.readdir_reply(token, os.fsencode(item.name), self._attrs(entry), offset):
+                if item.counted:
+                    self.fs.forget([(entry.ino, 1)])
                 break
 
     @guard

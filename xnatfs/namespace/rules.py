@@ -27,16 +27,20 @@ def server_value(name: str) -> str:
     return name.replace(SLASH_STANDIN, "/")
 
 
+MAX_SIZE = (1 << 63) - 1  # the largest st_size (off_t) the kernel can be told
+
+
 def parse_size(text: str) -> int | None:
-    """A listing's `Size` cell in bytes; None when empty, not a number or negative."""
+    """A listing's `Size` cell in bytes; None (unknown) when empty, not a number, negative, or
+    larger than a file size can be."""
     text = text.strip()
-    if not text:
+    if not text or len(text) > 20:
         return None
     try:
         value = int(text)
     except ValueError:
         return None
-    return value if value >= 0 else None
+    return value if 0 <= value <= MAX_SIZE else None
 
 
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")

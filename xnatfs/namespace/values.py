@@ -1,12 +1,20 @@
-"""The virtual namespace: the values it is made of, and the rules for names, sizes and dates.
+"""The virtual namespace: the values it is made of.
 
 Every directory is described by a small frozen `Dir` value. `Dir.source()` names the one REST
-listing behind it (None for fixed directories), `Dir.entries(rows)` turns that listing into child
-nodes, and `Dir.resolve(name, rows)` answers names that are valid but not listed (accession-ID
-aliases, comma selectors). Several directories can share one source: the sub-folders of a resource
-and the per-scan groups of a selector directory are views of a single files listing, so they cost
-no extra request. The directory kinds live in `hierarchy.py` (projects down to scans and
-assessors) and `filedirs.py` (resources and files). All of it is pure: no I/O, no trio, no FUSE.
+listing behind it (None for fixed directories), `Dir.entries(parent, listing)` turns that listing
+into child nodes, and `Dir.resolve(parent, name, listing)` answers names that are valid but not
+listed (accession-ID aliases, comma selectors, hidden selector directories). Several directories
+can share one source: the sub-folders of a resource and the per-owner groups of a selector
+directory are views of a single files listing, so they cost no extra request, and what they
+derive from it (groups, indexes) is computed once per fetch (`Listing.derived`). The directory
+kinds live in `levels.py` (projects down to scans and assessors) and `files.py` (resources and
+files); the name, size and date rules in `rules.py`. All of it is pure: no I/O, no trio, no FUSE.
+
+Identity: every node has a stable 63-bit `key`. A directory's key is derived from its parent's key
+and its name, so it names one path; a file's key is derived from its canonical URI alone, so the
+same XNAT file reached through a scan ID, a type, `ALL` or a comma list is one key (one inode,
+several links). Keys do not depend on the order things were seen, so they are the same on every
+mount of the same server.
 
 Requests built here always use IDs (project ID, accession IDs, scan IDs,
 `xnat_abstractresource_id`), never labels: a resource labelled `1` is not resource ID 1.
@@ -14,9 +22,12 @@ Requests built here always use IDs (project ID, accession IDs, scan IDs,
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from xnatfs.errors import ProtocolError
 from xnatfs.fileversion import FileVersion
@@ -27,6 +38,46 @@ log = logging.getLogger(__name__)
 
 Row = Mapping[str, str]
 Rows = Sequence[Row]
+T = TypeVar("T")
+
+NAME_MAX = 255  # bytes: what the kernel (and statfs's f_namemax) allows for one name
+ROOT_KEY = 1
+_KEY_MASK = (1 << 63) - 1
+
+
+def _hash_key(*parts: bytes) -> int:
+    h = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        h.update(len(part).to_bytes(4, "little"))
+        h.update(part)
+    key = int.from_bytes(h.digest(), "little") & _KEY_MASK
+    return key if key > ROOT_KEY else key + 2  # 0 is "no inode" to FUSE, 1 is the root
+
+
+def child_key(parent_key: int, name: str) -> int:
+    """The key of the directory `name` inside the directory with key `parent_key`."""
+    return _hash_key(b"d", parent_key.to_bytes(8, "little"), os.fsencode(name))
+
+
+def file_key(uri: str) -> int:
+    """The key of the XNAT file with canonical URI `uri`, whatever path reaches it."""
+    return _hash_key(b"f", uri.encode("utf-8", "surrogateescape"))
+
+
+@dataclass(frozen=True)
+class FilesContext:
+    """What a files listing of scans, reconstructions or assessors needs to be read right.
+
+    `owners`: resource ID -> owner ID (what a comma-joined URI really means, and how a
+    selector's rows are grouped); `labels`: owner ID -> group name (assessors are shown by
+    label); `links`: owner ID -> how many listed paths lead to that owner's files (1 + a type
+    directory + `ALL`, when selector directories are listed).
+    """
+
+    collection: str
+    owners: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    links: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -38,54 +89,88 @@ class Source:
     # A selector that matches nothing is answered with 404 when the path has no project
     # (REST reference §3.6); such a listing is empty, not an error.
     missing_ok: bool = False
-    # For files listings of scans, reconstructions or assessors: the collection, and which
-    # owner each listed resource ID belongs to (what a comma-joined URI really means).
-    collection: str = field(default="", compare=False)
-    owners: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    # Not part of the request: how its rows are read (files listings of owners only).
+    context: FilesContext | None = field(default=None, compare=False)
 
 
-def file_uri(row: Row, listing: Source | None) -> str:
+class Listing:
+    """The rows of one fetched listing, and what directories derive from them, computed once
+    per fetch (`derived`) and dropped with the listing."""
+
+    __slots__ = ("_memo", "rows", "source")
+
+    def __init__(self, source: Source | None, rows: Rows) -> None:
+        self.source = source
+        self.rows = rows
+        self._memo: dict[Any, Any] = {}
+
+    def derived(self, key: object, compute: Callable[[], T]) -> T:
+        """`compute()`'s result, remembered under `key` for as long as this listing lives."""
+        try:
+            return self._memo[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._memo[key] = compute()
+            return value
+
+
+EMPTY = Listing(None, ())
+
+
+def file_uri(row: Row, source: Source | None) -> str:
     """The row's URI, naming the file's one owner where XNAT wrote a comma list of them."""
     uri = row["URI"]
-    if listing is not None and listing.owners and "," in uri:
-        owner = dict(listing.owners).get(row.get("cat_ID", ""))
+    context = source.context if source is not None else None
+    if context is not None and "," in uri:
+        owner = context.owners.get(row.get("cat_ID", ""))
         if owner is not None:
-            uri = canonical_file_uri(uri, listing.collection, owner)
+            uri = canonical_file_uri(uri, context.collection, owner)
     return uri
 
 
-def file_version(row: Row, listing: Source | None) -> FileVersion:
+def file_version(row: Row, source: Source | None) -> FileVersion:
     """The file version a files-listing row describes (its canonical URI, Size and digest)."""
     return FileVersion(
-        uri=file_uri(row, listing),
+        uri=file_uri(row, source),
         size=parse_size(row.get("Size", "")),
         digest=row.get("digest", ""),
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Node:
-    """One entry of the tree. `path` (names from the root) identifies it within the mount."""
+    """One entry of the tree: a directory (`dir`) or a file (`file`).
+
+    `key` is its stable identity (see the module docstring); `links` is, for a file, how many
+    listed paths lead to it (its `st_nlink`); `listing` the files listing a file came from (its
+    siblings can be fetched in bulk). `mtime_ns` 0 means "derived from its own listing"
+    (projects, whose rows carry no date).
+    """
 
     name: str
-    path: tuple[str, ...]
+    parent: Node | None
+    key: int
     mtime_ns: int
     dir: Dir | None = None
     file: FileVersion | None = None
-    # The files listing a file came from: its siblings can be fetched in bulk.
-    listing: Source | None = field(default=None, compare=False)
+    listing: Source | None = None
+    links: int = 1
 
     @property
     def is_dir(self) -> bool:
         return self.dir is not None
 
     @property
-    def identity(self) -> tuple[object, ...]:
-        """The inode identity: a file's version is part of it, so changed bytes get a new inode
-        and the kernel's page cache (`keep_cache`) can never show old bytes for it."""
-        if self.file is not None:
-            return (self.path, self.file)
-        return (self.path,)
+    def path(self) -> tuple[str, ...]:
+        """Names from the root (the root's own name is not part of it)."""
+        names = []
+        node: Node | None = self
+        while node is not None and node.parent is not None:
+            names.append(node.name)
+            node = node.parent
+        return tuple(reversed(names))
+
+    def display(self) -> str:
+        return "/" + "/".join(self.path)
 
     def child(
         self,
@@ -95,29 +180,43 @@ class Node:
         file: FileVersion | None = None,
         listing: Source | None = None,
         mtime_ns: int | None = None,
+        links: int = 1,
     ) -> Node:
+        key = file_key(file.uri) if file is not None else child_key(self.key, name)
         return Node(
             name=name,
-            path=(*self.path, name),
+            parent=self,
+            key=key,
             mtime_ns=self.mtime_ns if mtime_ns is None else mtime_ns,
             dir=dir,
             file=file,
             listing=listing,
+            links=links,
         )
+
+
+def root_node(root: Dir, mtime_ns: int = 0) -> Node:
+    """The mount's root."""
+    return Node(name="", parent=None, key=ROOT_KEY, mtime_ns=mtime_ns, dir=root)
 
 
 @dataclass(frozen=True)
 class Dir:
-    """How one directory is listed. Subclasses are frozen, hashable values."""
+    """How one directory is listed. Subclasses are frozen, small, hashable values."""
 
     def source(self) -> Source | None:
         return None
 
-    def entries(self, parent: Node, rows: Rows) -> list[Node]:
+    def entries(self, parent: Node, listing: Listing) -> list[Node]:
         raise NotImplementedError
 
-    def resolve(self, parent: Node, name: str, rows: Rows) -> Node | None:
+    def resolve(self, parent: Node, name: str, listing: Listing) -> Node | None:
         """A child that exists although the listing does not show it (alias, selector)."""
+        return None
+
+    def time(self, listing: Listing) -> int | None:
+        """For directories whose rows carry no date of their own (projects): the time to show,
+        derived from their listing; None when it has none."""
         return None
 
 
@@ -126,6 +225,8 @@ def sort_nodes(nodes: Iterable[Node]) -> list[Node]:
 
 
 def need(row: Row, key: str, source: Source | None) -> str:
+    """`row[key]`, or ProtocolError naming the listing when it is missing (or empty, for keys
+    that identify the row)."""
     value = row.get(key)
     if not isinstance(value, str) or (
         key in ("ID", "URI", "xnat_abstractresource_id") and not value
@@ -136,16 +237,33 @@ def need(row: Row, key: str, source: Source | None) -> str:
 
 
 def unique(nodes: Iterable[Node]) -> list[Node]:
-    """Drop later entries whose name is taken (fixed names and IDs were added first)."""
-    seen: set[str] = set()
+    """The nodes the kernel can be given, each name once.
+
+    Names that cannot be a file name (not encodable, longer than 255 bytes) are left out, and
+    of several names that encode to the same bytes only the first is kept (fixed names and IDs
+    are added first), each with one log line: one odd row never hides its neighbours.
+    """
+    seen: set[bytes] = set()
     out: list[Node] = []
     for node in nodes:
-        if node.name in seen:
-            log.debug("hiding duplicate name %r in %s", node.name, "/".join(node.path[:-1]))
+        try:
+            raw = os.fsencode(node.name)
+        except UnicodeEncodeError:
+            log.warning("leaving out an entry whose name cannot be encoded: %r", node.name)
             continue
-        seen.add(node.name)
+        if len(raw) > NAME_MAX:
+            log.warning("leaving out an entry whose name is over %d bytes: %r", NAME_MAX, node.name)
+            continue
+        if raw in seen:
+            log.info("hiding duplicate name %r in %s", node.name, parent_display(node))
+            continue
+        seen.add(raw)
         out.append(node)
     return out
+
+
+def parent_display(node: Node) -> str:
+    return node.parent.display() if node.parent is not None else "/"
 
 
 @dataclass(frozen=True)
@@ -159,3 +277,7 @@ class Children:
     def of(cls, nodes: Iterable[Node]) -> Children:
         ordered = tuple(sort_nodes(nodes))
         return cls(ordered, {n.name: n for n in ordered})
+
+    @property
+    def subdirectories(self) -> int:
+        return sum(1 for n in self.ordered if n.dir is not None)

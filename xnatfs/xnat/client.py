@@ -275,8 +275,29 @@ class XnatClient:
         reply.close()
         return reply.status == 206
 
-    def check(self) -> None:
-        """Verify, at mount time, that the URL is an XNAT and the credentials work.
+    def size_of(self, path: str) -> int | None:
+        """The length of the file at `path` without its body: from a HEAD, or, where HEAD is
+        refused (405, 501), from the headers of a GET whose body is never read. None when the
+        server does not say (no Content-Length). Errors as for `download`."""
+        headers = {"Accept-Encoding": "identity"}
+        attempts = self._attempts("HEAD", path, None)
+        for method in ("HEAD", "GET"):
+            try:
+                reply = self._open(path, None, headers, attempts, listing=False, method=method)
+            except (ProtocolError, Unavailable):
+                if method == "GET":
+                    raise
+                continue  # HEAD refused (or broken behind a proxy): ask with GET
+            try:
+                total, _start = body_extent(reply, path)
+                return total
+            finally:
+                reply.close()
+        return None  # pragma: no cover - the loop returns or raises
+
+    def check(self) -> Rows:
+        """Verify, at mount time, that the URL is an XNAT and the credentials work; returns the
+        projects listing it read to find out (`list("/data/projects")`).
 
         Raises Unavailable ("cannot reach URL: connection refused"), ProtocolError ("URL does
         not look like an XNAT server"), AuthenticationFailed or AccessDenied, with one-line
@@ -291,7 +312,7 @@ class XnatClient:
             on_retry=self._note_retry,
         )
         try:
-            self._list("/data/projects", None, attempts)
+            return self._list("/data/projects", None, attempts)
         except RetriesExhausted as exc:
             raise Unavailable(f"cannot reach {self.base_url}: {exc.cause}") from None
         except (NotFound, ProtocolError):
@@ -352,6 +373,7 @@ class XnatClient:
         attempts: Attempts,
         *,
         listing: bool,
+        method: str = "GET",
     ) -> Reply:
         """Send GET until a reply worth reading arrives; map statuses to errors.
 
@@ -362,7 +384,7 @@ class XnatClient:
         while True:
             attempts.check_cancel()
             try:
-                reply, sent_cookie = self._send(path, params, headers)
+                reply, sent_cookie = self._send(path, params, headers, method)
             except Transient as exc:
                 self._retry_or_raise(attempts, exc)
                 continue
@@ -395,7 +417,11 @@ class XnatClient:
             raise error
 
     def _send(
-        self, path: str, params: Mapping[str, str] | None, headers: Mapping[str, str]
+        self,
+        path: str,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str],
+        method: str = "GET",
     ) -> tuple[Reply, str | None]:
         """One HTTP exchange up to the response headers; returns the reply and the cookie sent."""
         if self._pool.closed:
@@ -406,7 +432,8 @@ class XnatClient:
         started = time.monotonic()
         self._count("requests")
         try:
-            resp = session.get(
+            resp = session.request(
+                method,
                 self.base_url + path,
                 params=params,
                 headers=dict(headers),

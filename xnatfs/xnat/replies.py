@@ -176,9 +176,13 @@ def http_date(value: str | None) -> float | None:
 
 
 def parse_result_set(body: bytes, url: str) -> list[dict[str, str]]:
-    """Validate `{"ResultSet": {"Result": [...]}}` and return its rows with string values."""
+    """Validate `{"ResultSet": {"Result": [...]}}` and return its rows with string values.
+
+    Bytes that are not UTF-8 inside one cell are kept as surrogate escapes (`os.fsencode`
+    turns them back into the same bytes), so one odd row never makes the listing unreadable.
+    """
     try:
-        doc = json.loads(body)
+        doc = json.loads(body.decode("utf-8", "surrogateescape"))
     except (ValueError, UnicodeDecodeError):
         raise ProtocolError(f"GET {url}: the reply is not JSON") from None
     result_set = doc.get("ResultSet") if isinstance(doc, dict) else None
