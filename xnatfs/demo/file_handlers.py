@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from xnatfs.demo import listings, zipstream
+from xnatfs.demo import archives, listings
 from xnatfs.demo.content import DemoFile
 from xnatfs.demo.faults import corrupted
 from xnatfs.demo.listings import Catalog, Scope
@@ -161,9 +161,9 @@ def _archive(app: DemoApp, req: Request, scope: Scope, cats: list[Catalog], fmt:
         raise HttpError(404, "No matching files found.")
     name = _archive_name(scope)
     if fmt == "zip":
-        body, ctype = zipstream.coalesce(zipstream.zip_stream(members)), "application/zip"
+        body, ctype = archives.coalesce(archives.zip_stream(members)), "application/zip"
     else:
-        body = zipstream.coalesce(zipstream.tar_stream(members, gzip=fmt == "tar.gz"))
+        body = archives.coalesce(archives.tar_stream(members, gzip=fmt == "tar.gz"))
         ctype = "application/x-gtar" if fmt == "tar.gz" else "application/x-tar"
     headers = [("Content-Disposition", f'attachment; filename="{name}.{fmt}";')]
     return Response(200, body, ctype, headers, kind="zip")
