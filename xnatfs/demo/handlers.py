@@ -14,9 +14,7 @@ information, schemas); `resolve` turns path variables into model objects and che
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from xnatfs.demo.faults import Kind
 from xnatfs.demo.file_handlers import files
@@ -44,12 +42,7 @@ from xnatfs.demo.service_handlers import (
     token_issue,
     token_validate,
 )
-from xnatfs.demo.wire import Request, Response
-
-if TYPE_CHECKING:
-    from xnatfs.demo.server import DemoApp
-
-Handler = Callable[["DemoApp", Request, dict[str, str]], Response]
+from xnatfs.demo.wire import Handler
 
 
 @dataclass(frozen=True)

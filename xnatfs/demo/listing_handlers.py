@@ -6,14 +6,10 @@ Each runs with `Site.lock` held; listings are sent chunked, as XNAT streams them
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from xnatfs.demo import items, listings
 from xnatfs.demo.resolve import project_readable, require_match, resolve
-from xnatfs.demo.wire import JSON, HttpError, Request, Response
-
-if TYPE_CHECKING:
-    from xnatfs.demo.server import DemoApp
+from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 
 def table(req: Request, rows: list[listings.Row], **meta: object) -> Response:
@@ -37,35 +33,35 @@ def _query_table(
     return table(req, selected, total=not paged, title=title)
 
 
-def projects(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    rows = [listings.project_row(p) for p in app.site.projects.values() if p.visible_to(req.user)]
+def projects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    rows = [listings.project_row(p) for p in ctx.site.projects.values() if p.visible_to(req.user)]
     return _query_table(req, rows, listings.PROJECT_COLUMNS)
 
 
-def subjects(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+def subjects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     if "P" in v:
-        scope = resolve(app, req, v, what="subjects")
+        scope = resolve(ctx, req, v, what="subjects")
         assert scope.project is not None
         found = list(scope.project.subjects.values())
     else:
-        found = [s for s in app.site.subjects() if project_readable(app, s.project, req.user)]
+        found = [s for s in ctx.site.subjects() if project_readable(ctx, s.project, req.user)]
     rows = [listings.subject_row(s) for s in found]
     return _query_table(req, rows, listings.SUBJECT_COLUMNS, pageable=True)
 
 
-def experiments(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    scope = resolve(app, req, v, what="experiments")
+def experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    scope = resolve(ctx, req, v, what="experiments")
     assert scope.project is not None
     subjects_ = [scope.subject] if scope.subject else list(scope.project.subjects.values())
     rows = [listings.experiment_row(e) for s in subjects_ for e in s.experiments.values()]
     return _query_table(req, rows, listings.EXPERIMENT_COLUMNS, pageable=True)
 
 
-def site_experiments(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+def site_experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     """`/data/experiments`: every readable experiment, image assessors included."""
     rows: list[listings.Row] = []
-    for e in app.site.experiments():
-        if not project_readable(app, e.project, req.user):
+    for e in ctx.site.experiments():
+        if not project_readable(ctx, e.project, req.user):
             continue
         rows.append(listings.experiment_row(e))
         rows += [listings.assessor_row(a, e) | {"URI": f"/data/experiments/{a.id}"}
@@ -77,40 +73,40 @@ def site_experiments(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
                         title="Matching experiments")  # fmt: skip
 
 
-def scans(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    exp = resolve(app, req, v).experiment
+def scans(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    exp = resolve(ctx, req, v).experiment
     assert exp is not None
     rows = [listings.scan_row(s, exp) for s in exp.scans.values()]
     return _query_table(req, rows, listings.SCAN_COLUMNS)
 
 
-def reconstructions(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    exp = resolve(app, req, v).experiment
+def reconstructions(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    exp = resolve(ctx, req, v).experiment
     assert exp is not None
     rows = [listings.recon_row(r, exp) for r in exp.reconstructions.values()]
     return _query_table(req, rows, listings.RECON_COLUMNS)
 
 
-def assessors(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    exp = resolve(app, req, v).experiment
+def assessors(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    exp = resolve(ctx, req, v).experiment
     assert exp is not None
     rows = [listings.assessor_row(a, exp) for a in exp.assessors.values()]
     return _query_table(req, rows, listings.ASSESSOR_COLUMNS)
 
 
-def resources(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    scope = resolve(app, req, v)
+def resources(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    scope = resolve(ctx, req, v)
     require_match(scope)
     scope.all_resources = req.query.get("all", "").lower() == "true"
     rows = [listings.resource_row(c) for c in listings.catalogs(scope)]
     return table(req, rows, total=True, title="Resources")
 
 
-def item(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
+def item(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     """A single object (`?format=json` gives XNAT's "items" document)."""
-    scope = resolve(app, req, v, what="" if set(v) == {"P"} else "data")
+    scope = resolve(ctx, req, v, what="" if set(v) == {"P"} else "data")
     require_match(scope)
-    doc = items.item_document(app.site, scope, v)
+    doc = items.item_document(ctx.site, scope, v)
     if doc is None:
         raise HttpError(404)
     fmt = req.query.get("format", "json").lower()

@@ -6,27 +6,22 @@ Called by the route handlers with `Site.lock` held.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from xnatfs.demo import listings, selectors
 from xnatfs.demo.listings import Catalog, Scope
 from xnatfs.demo.model import Experiment, Project
-from xnatfs.demo.wire import HttpError, Request
-
-if TYPE_CHECKING:
-    from xnatfs.demo.server import DemoApp
+from xnatfs.demo.wire import DemoContext, HttpError, Request
 
 
-def _readable(app: DemoApp, project: Project, user: str, what: str = "data") -> None:
+def _readable(ctx: DemoContext, project: Project, user: str, what: str = "data") -> None:
     if not project.readable_by(user):
         raise HttpError(403, f"Unable to read {what} for Project: {project.id}")
 
 
-def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
+def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
     """Turn the path variables into model objects, enforcing visibility (404) and read
     permission (403) the way XNAT does for private and protected projects. Only the project
     item itself (`what=""`) may be read without read permission on the project's data."""
-    site, user = app.site, req.user
+    site, user = ctx.site, req.user
     scope = Scope(path_has_project="P" in v, path_has_subject="S" in v)
     project: Project | None = None
     if "P" in v:
@@ -35,7 +30,7 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
             raise HttpError(404, "Unable to identify project")
         scope.project = project
         if what:
-            _readable(app, project, user, what)
+            _readable(ctx, project, user, what)
     if "S" in v:
         ref = selectors.decode_segment(v["S"])
         if project is not None:
@@ -48,7 +43,7 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
                 if not owner.visible_to(user):
                     subject = None
                 else:
-                    _readable(app, owner, user, "subjects")
+                    _readable(ctx, owner, user, "subjects")
                     scope.project = owner
         if subject is None:
             raise HttpError(404, "Unable to identify subject")
@@ -74,7 +69,7 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
             if not owner.visible_to(user):
                 exp = None
             else:
-                _readable(app, owner, user, "experiments")
+                _readable(ctx, owner, user, "experiments")
                 scope.project = owner
         if exp is None:
             raise HttpError(404, "Unable to find the specified experiment.")
@@ -103,8 +98,8 @@ def require_match(scope: Scope) -> None:
             raise HttpError(404, f"Unable to identify {what}")
 
 
-def project_readable(app: DemoApp, project_id: str, user: str) -> bool:
-    project = app.site.project(project_id)
+def project_readable(ctx: DemoContext, project_id: str, user: str) -> bool:
+    project = ctx.site.project(project_id)
     return project is not None and project.readable_by(user)
 
 

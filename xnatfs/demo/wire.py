@@ -1,12 +1,20 @@
-"""Request/response values shared by the server plumbing and the route handlers."""
+"""Request/response values shared by the server plumbing and the route handlers, and
+`DemoContext`, the part of the server a handler may use.
+
+Handlers are typed against `DemoContext` rather than the server class, so that the handler
+modules need nothing from the modules that route to them.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from xnatfs.demo.faults import Kind
+from xnatfs.demo.auth import AuthStore
+from xnatfs.demo.faults import Faults, Kind
+from xnatfs.demo.site import Site
 
 JSON = "application/json"
 
@@ -66,6 +74,29 @@ class Response:
     length: int | None = None
     chunked: bool = False  # send even a bytes body chunked (listings are streamed by XNAT)
     kind: Kind | None = None  # overrides the route's kind in the request log
+
+
+class DemoContext(Protocol):
+    """What a route handler sees of the server: the archive, the switches, users and sessions.
+
+    Handlers run with `site.lock` held; `session_cookie(sid)` is the `Set-Cookie` value that
+    hands the session `sid` to a client.
+    """
+
+    @property
+    def site(self) -> Site: ...
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def auth(self) -> AuthStore: ...
+
+    def session_cookie(self, sid: str) -> str: ...
+
+
+Handler = Callable[[DemoContext, Request, dict[str, str]], Response]
+"""A route handler: `handler(ctx, request, path_variables) -> Response`; raises `HttpError`."""
 
 
 class HttpError(Exception):
