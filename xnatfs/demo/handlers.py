@@ -6,8 +6,8 @@ Templates are matched against the path below the context path, after `/REST` and
 Handlers run with `Site.lock` held while they read the model; bodies that stream file contents
 (files, archives) only hold immutable `DemoFile`s and run without it.
 
-The handlers themselves: `listing_handlers` (tables and single-object documents),
-`file_handlers` (files, single files, archives), `service_handlers` (sessions, tokens, site
+The handlers themselves live in `routes/`: `objects` (tables and single-object documents),
+`files` (files, single files, archives), `services` (sessions, tokens, site
 information, schemas); `resolve` turns path variables into model objects and checks permissions.
 """
 
@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 
 from xnatfs.demo.faults import Kind
-from xnatfs.demo.file_handlers import files
-from xnatfs.demo.listing_handlers import (
+from xnatfs.demo.routes.files import files
+from xnatfs.demo.routes.objects import (
     assessors,
     experiments,
     item,
@@ -29,7 +29,7 @@ from xnatfs.demo.listing_handlers import (
     site_experiments,
     subjects,
 )
-from xnatfs.demo.service_handlers import (
+from xnatfs.demo.routes.services import (
     auth_check,
     build_info,
     jsession,

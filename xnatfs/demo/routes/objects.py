@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from xnatfs.demo import items, listings
-from xnatfs.demo.resolve import project_readable, require_match, resolve
+from xnatfs.demo.routes.resolve import project_readable, require_match, resolve
 from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 

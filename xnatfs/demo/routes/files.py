@@ -16,7 +16,7 @@ from xnatfs.demo.content import DemoFile
 from xnatfs.demo.faults import corrupted
 from xnatfs.demo.listings import Catalog, Scope
 from xnatfs.demo.model import CatalogEntry
-from xnatfs.demo.resolve import require_match, resolve, selected_catalogs
+from xnatfs.demo.routes.resolve import require_match, resolve, selected_catalogs
 from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 
