@@ -17,6 +17,7 @@ from xnatfs.demo.faults import corrupted
 from xnatfs.demo.listings import Catalog, Scope
 from xnatfs.demo.model import CatalogEntry
 from xnatfs.demo.routes.resolve import require_match, resolve, selected_catalogs
+from xnatfs.demo.routes.tables import csv_table, result_set
 from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 
@@ -55,9 +56,9 @@ def _file_rows(
         # series take a while, and other requests should not wait for them.
         rows = [listings.file_row(cat, entry, base) for cat, entry, base in selected]
         if csv:
-            yield listings.csv_table(rows)
+            yield csv_table(rows)
         else:
-            yield listings.result_set(rows, total=False, title="Files",
+            yield result_set(rows, total=False, title="Files",
                                       server_root=req.context_path)  # fmt: skip
 
     return Response(200, body(), "text/csv" if csv else JSON)

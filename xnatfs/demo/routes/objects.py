@@ -1,6 +1,6 @@
 """Route handlers for table listings (projects down to resources) and single-object documents.
 
-Each runs with `Site.lock` held; listings are sent chunked, as XNAT streams them.
+Each runs with `Site.lock` held.
 """
 
 from __future__ import annotations
@@ -9,33 +9,13 @@ import json
 
 from xnatfs.demo import items, listings
 from xnatfs.demo.routes.resolve import project_readable, require_match, resolve
+from xnatfs.demo.routes.tables import query_table, table
 from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
-
-
-def table(req: Request, rows: list[listings.Row], **meta: object) -> Response:
-    """`rows` as a ResultSet (or CSV with `format=csv`), sent chunked."""
-    if req.query.get("format", "json").lower() == "csv":
-        return Response(200, listings.csv_table(rows), "text/csv", chunked=True)
-    return Response(200, listings.result_set(rows, **meta), JSON, chunked=True)  # type: ignore[arg-type]
-
-
-def _query_table(
-    req: Request,
-    rows: list[listings.Row],
-    default_columns: list[str],
-    *,
-    pageable: bool = False,
-    title: str | None = None,
-) -> Response:
-    known = list(rows[0]) if rows else [*default_columns, "URI"]
-    selected, paged = listings.select(rows, default_columns, req.query, pageable=pageable,
-                                      known=known)  # fmt: skip
-    return table(req, selected, total=not paged, title=title)
 
 
 def projects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     rows = [listings.project_row(p) for p in ctx.site.projects.values() if p.visible_to(req.user)]
-    return _query_table(req, rows, listings.PROJECT_COLUMNS)
+    return query_table(req, rows, listings.PROJECT_COLUMNS)
 
 
 def subjects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
@@ -46,7 +26,7 @@ def subjects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     else:
         found = [s for s in ctx.site.subjects() if project_readable(ctx, s.project, req.user)]
     rows = [listings.subject_row(s) for s in found]
-    return _query_table(req, rows, listings.SUBJECT_COLUMNS, pageable=True)
+    return query_table(req, rows, listings.SUBJECT_COLUMNS, pageable=True)
 
 
 def experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
@@ -54,7 +34,7 @@ def experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     assert scope.project is not None
     subjects_ = [scope.subject] if scope.subject else list(scope.project.subjects.values())
     rows = [listings.experiment_row(e) for s in subjects_ for e in s.experiments.values()]
-    return _query_table(req, rows, listings.EXPERIMENT_COLUMNS, pageable=True)
+    return query_table(req, rows, listings.EXPERIMENT_COLUMNS, pageable=True)
 
 
 def site_experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
@@ -69,7 +49,7 @@ def site_experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Respo
     wanted = req.query.get("xsiType")
     if wanted:
         rows = [r for r in rows if r["xsiType"] == wanted]
-    return _query_table(req, rows, listings.SITE_EXPERIMENT_COLUMNS, pageable=True,
+    return query_table(req, rows, listings.SITE_EXPERIMENT_COLUMNS, pageable=True,
                         title="Matching experiments")  # fmt: skip
 
 
@@ -77,21 +57,21 @@ def scans(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     exp = resolve(ctx, req, v).experiment
     assert exp is not None
     rows = [listings.scan_row(s, exp) for s in exp.scans.values()]
-    return _query_table(req, rows, listings.SCAN_COLUMNS)
+    return query_table(req, rows, listings.SCAN_COLUMNS)
 
 
 def reconstructions(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     exp = resolve(ctx, req, v).experiment
     assert exp is not None
     rows = [listings.recon_row(r, exp) for r in exp.reconstructions.values()]
-    return _query_table(req, rows, listings.RECON_COLUMNS)
+    return query_table(req, rows, listings.RECON_COLUMNS)
 
 
 def assessors(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     exp = resolve(ctx, req, v).experiment
     assert exp is not None
     rows = [listings.assessor_row(a, exp) for a in exp.assessors.values()]
-    return _query_table(req, rows, listings.ASSESSOR_COLUMNS)
+    return query_table(req, rows, listings.ASSESSOR_COLUMNS)
 
 
 def resources(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:

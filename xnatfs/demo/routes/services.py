@@ -8,7 +8,7 @@ import time
 from urllib.parse import parse_qs, unquote
 
 from xnatfs.demo import items
-from xnatfs.demo.routes.objects import table
+from xnatfs.demo.routes.tables import table
 from xnatfs.demo.wire import (
     JSON,
     DemoContext,
