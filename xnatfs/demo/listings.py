@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from xnatfs.demo import selectors
 from xnatfs.demo.model import (
     Assessor,
     CatalogEntry,
@@ -122,6 +123,18 @@ def catalogs(scope: Scope) -> list[Catalog]:
         Catalog(r, "project", f"/data/projects/{p.id}", "resources", "", " ", "", "", p.id)
         for r in p.resources
     ]
+
+
+def selected_catalogs(scope: Scope, resource_selector: str | None) -> list[Catalog]:
+    """The catalogs of `scope` whose resource `resource_selector` (the `{RES}` path segment,
+    reference §3) names, in listing order; every catalog when there is no selector."""
+    cats = catalogs(scope)
+    if resource_selector is None:
+        return cats
+    chosen = {
+        id(r) for r in selectors.match_resources([c.resource for c in cats], resource_selector)
+    }
+    return [c for c in cats if id(c.resource) in chosen]
 
 
 def single_catalog_base(scope: Scope, cat: Catalog) -> str:

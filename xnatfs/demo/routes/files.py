@@ -16,7 +16,7 @@ from xnatfs.demo.content import DemoFile
 from xnatfs.demo.faults import corrupted
 from xnatfs.demo.listings import Catalog, Scope
 from xnatfs.demo.model import CatalogEntry
-from xnatfs.demo.routes.resolve import require_match, resolve, selected_catalogs
+from xnatfs.demo.routes.resolve import require_match, resolve
 from xnatfs.demo.routes.tables import csv_table, result_set
 from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
@@ -25,7 +25,7 @@ def files(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
     scope = resolve(ctx, req, v)
     require_match(scope)
     scope.all_resources = req.query.get("all", "").lower() == "true"
-    cats = selected_catalogs(scope, v)
+    cats = listings.selected_catalogs(scope, v.get("RES"))
     fmt = req.query.get("format", "json").lower()
     if "PATH" in v:
         # Reference §5.2: XNAT decodes only paths containing %20/%2B; decoding every escape

@@ -1,13 +1,13 @@
 """What a request path names: path variables turned into model objects, with XNAT's visibility
-(404) and read-permission (403) checks, and the catalogs a request selects.
+(404) and read-permission (403) checks.
 
 Called by the route handlers with `Site.lock` held.
 """
 
 from __future__ import annotations
 
-from xnatfs.demo import listings, selectors
-from xnatfs.demo.listings import Catalog, Scope
+from xnatfs.demo import selectors
+from xnatfs.demo.listings import Scope
 from xnatfs.demo.model import Experiment, Project
 from xnatfs.demo.wire import DemoContext, HttpError, Request
 
@@ -101,11 +101,3 @@ def require_match(scope: Scope) -> None:
 def project_readable(ctx: DemoContext, project_id: str, user: str) -> bool:
     project = ctx.site.project(project_id)
     return project is not None and project.readable_by(user)
-
-
-def selected_catalogs(scope: Scope, v: dict[str, str]) -> list[Catalog]:
-    cats = listings.catalogs(scope)
-    if "RES" in v:
-        chosen = {id(r) for r in selectors.match_resources([c.resource for c in cats], v["RES"])}
-        cats = [c for c in cats if id(c.resource) in chosen]
-    return cats
