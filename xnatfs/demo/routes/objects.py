@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from xnatfs.demo import items, listings
+from xnatfs.demo.model import Experiment
 from xnatfs.demo.routes.resolve import project_readable, require_match, resolve
 from xnatfs.demo.routes.tables import query_table, table
 from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
@@ -53,23 +54,26 @@ def site_experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Respo
                         title="Matching experiments")  # fmt: skip
 
 
-def scans(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+def _session(ctx: DemoContext, req: Request, v: dict[str, str]) -> Experiment:
     exp = resolve(ctx, req, v).experiment
-    assert exp is not None
+    assert exp is not None  # the routes to these listings all name an experiment
+    return exp
+
+
+def scans(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    exp = _session(ctx, req, v)
     rows = [listings.scan_row(s, exp) for s in exp.scans.values()]
     return query_table(req, rows, listings.SCAN_COLUMNS)
 
 
 def reconstructions(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
-    exp = resolve(ctx, req, v).experiment
-    assert exp is not None
+    exp = _session(ctx, req, v)
     rows = [listings.recon_row(r, exp) for r in exp.reconstructions.values()]
     return query_table(req, rows, listings.RECON_COLUMNS)
 
 
 def assessors(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
-    exp = resolve(ctx, req, v).experiment
-    assert exp is not None
+    exp = _session(ctx, req, v)
     rows = [listings.assessor_row(a, exp) for a in exp.assessors.values()]
     return query_table(req, rows, listings.ASSESSOR_COLUMNS)
 

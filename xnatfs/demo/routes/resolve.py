@@ -9,12 +9,24 @@ from __future__ import annotations
 from xnatfs.demo import selectors
 from xnatfs.demo.listings import Scope
 from xnatfs.demo.model import Experiment, Project
+from xnatfs.demo.site import Site
 from xnatfs.demo.wire import DemoContext, HttpError, Request
 
 
-def _readable(ctx: DemoContext, project: Project, user: str, what: str = "data") -> None:
+def _readable(project: Project, user: str, what: str) -> None:
     if not project.readable_by(user):
         raise HttpError(403, f"Unable to read {what} for Project: {project.id}")
+
+
+def _owner(site: Site, project_id: str, user: str, what: str) -> Project | None:
+    """The project of an object the path names without its project: None if `user` may not see
+    it (the caller answers 404 as for a missing object), 403 if they may see but not read it."""
+    owner = site.project(project_id)
+    assert owner is not None
+    if not owner.visible_to(user):
+        return None
+    _readable(owner, user, what)
+    return owner
 
 
 def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
@@ -30,7 +42,7 @@ def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "d
             raise HttpError(404, "Unable to identify project")
         scope.project = project
         if what:
-            _readable(ctx, project, user, what)
+            _readable(project, user, what)
     if "S" in v:
         ref = selectors.decode_segment(v["S"])
         if project is not None:
@@ -38,13 +50,9 @@ def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "d
         else:
             subject = site.subject_by_id(ref)
             if subject is not None:
-                owner = site.project(subject.project)
-                assert owner is not None
-                if not owner.visible_to(user):
+                scope.project = _owner(site, subject.project, user, "subjects")
+                if scope.project is None:
                     subject = None
-                else:
-                    _readable(ctx, owner, user, "subjects")
-                    scope.project = owner
         if subject is None:
             raise HttpError(404, "Unable to identify subject")
         scope.subject = subject
@@ -64,13 +72,9 @@ def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "d
         if exp is not None and scope.subject is not None and exp.subject_id != scope.subject.id:
             exp = None
         if exp is not None and project is None:
-            owner = site.project(exp.project)
-            assert owner is not None
-            if not owner.visible_to(user):
+            scope.project = _owner(site, exp.project, user, "experiments")
+            if scope.project is None:
                 exp = None
-            else:
-                _readable(ctx, owner, user, "experiments")
-                scope.project = owner
         if exp is None:
             raise HttpError(404, "Unable to find the specified experiment.")
         scope.experiment = exp
