@@ -53,6 +53,9 @@ _RESTLET_DEFAULTS = {
 
 @dataclass
 class Request:
+    """One parsed HTTP request. `query` keeps the last value of a repeated parameter; `user` and
+    `session_id` are set once the request is authenticated."""
+
     method: str
     path: str  # below the context path, as received (still percent-encoded)
     full_path: str  # as received, with the context path
@@ -66,6 +69,9 @@ class Request:
 
 @dataclass
 class Response:
+    """What to send: status, body (bytes, or an iterable of chunks streamed later without
+    `Site.lock`), content type and extra headers."""
+
     status: int
     body: bytes | Iterable[bytes] = b""
     content_type: str | None = None
@@ -146,4 +152,5 @@ LOGIN_PAGE = (
 
 
 def login_page(context_path: str) -> Response:
+    """200 with XNAT's `Login.vm` page, whose form posts to `{context_path}/login`."""
     return Response(200, LOGIN_PAGE.format(ctx=context_path).encode(), "text/html;charset=UTF-8")

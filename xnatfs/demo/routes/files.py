@@ -22,6 +22,8 @@ from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 
 def files(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`.../files[/PATH]` of any owner: the file listing, one file (`PATH`), a folder listing
+    (`PATH` ending in `/`) or an archive (`format=zip|tar|tar.gz`); 404 if nothing matches."""
     scope = resolve(ctx, req, v)
     require_match(scope)
     scope.all_resources = req.query.get("all", "").lower() == "true"
@@ -75,7 +77,7 @@ _MEDIA_TYPES = {
 }  # fmt: skip
 
 
-def _body(ctx: DemoContext, data: DemoFile, start: int, end: int, corrupt: bool) -> Iterator[bytes]:
+def _body(data: DemoFile, start: int, end: int, corrupt: bool) -> Iterator[bytes]:
     for chunk in data.chunks(start, end):
         yield corrupted(chunk) if corrupt else chunk
 
@@ -111,7 +113,7 @@ def _single_file(ctx: DemoContext, req: Request, cats: list[Catalog], rel: str) 
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
     return Response(
         status,
-        _body(ctx, data, start, end, corrupt),
+        _body(data, start, end, corrupt),
         _MEDIA_TYPES.get(ext, "application/octet-stream"),
         headers,
         length=end - start,

@@ -15,11 +15,13 @@ from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 
 def projects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`/data/projects`: the projects the user can see (protected ones included)."""
     rows = [listings.project_row(p) for p in ctx.site.projects.values() if p.visible_to(req.user)]
     return query_table(req, rows, listings.PROJECT_COLUMNS)
 
 
 def subjects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """A project's subjects, or with no project every subject the user may read; pageable."""
     if "P" in v:
         scope = resolve(ctx, req, v, what="subjects")
         assert scope.project is not None
@@ -31,6 +33,7 @@ def subjects(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
 
 
 def experiments(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """The experiments of a project or of one subject; pageable."""
     scope = resolve(ctx, req, v, what="experiments")
     assert scope.project is not None
     subjects_ = [scope.subject] if scope.subject else list(scope.project.subjects.values())
@@ -61,24 +64,28 @@ def _session(ctx: DemoContext, req: Request, v: dict[str, str]) -> Experiment:
 
 
 def scans(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """A session's scans."""
     exp = _session(ctx, req, v)
     rows = [listings.scan_row(s, exp) for s in exp.scans.values()]
     return query_table(req, rows, listings.SCAN_COLUMNS)
 
 
 def reconstructions(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """A session's reconstructions."""
     exp = _session(ctx, req, v)
     rows = [listings.recon_row(r, exp) for r in exp.reconstructions.values()]
     return query_table(req, rows, listings.RECON_COLUMNS)
 
 
 def assessors(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """A session's assessors."""
     exp = _session(ctx, req, v)
     rows = [listings.assessor_row(a, exp) for a in exp.assessors.values()]
     return query_table(req, rows, listings.ASSESSOR_COLUMNS)
 
 
 def resources(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """The resources of any owner (`all=true` at session level adds those below it)."""
     scope = resolve(ctx, req, v)
     require_match(scope)
     scope.all_resources = req.query.get("all", "").lower() == "true"

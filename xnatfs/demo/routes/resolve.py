@@ -96,6 +96,7 @@ def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "d
 
 
 def require_match(scope: Scope) -> None:
+    """Raise 404 if a scan, reconstruction or assessor selector in the path matched nothing."""
     for found, what in ((scope.scans, "scan"), (scope.recons, "reconstruction"),
                         (scope.assessors, "assessor")):  # fmt: skip
         if found is not None and not found:
@@ -103,5 +104,6 @@ def require_match(scope: Scope) -> None:
 
 
 def project_readable(ctx: DemoContext, project_id: str, user: str) -> bool:
+    """Whether `user` may read the data of project `project_id` (False if there is none)."""
     project = ctx.site.project(project_id)
     return project is not None and project.readable_by(user)

@@ -16,7 +16,6 @@ from xnatfs.demo.wire import (
     Request,
     Response,
     login_page,
-    restlet_page,
 )
 
 BUILD_INFO = {
@@ -35,6 +34,7 @@ BUILD_INFO = {
 
 
 def jsession(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`/data/JSESSION`: the session ID as text; DELETE ends the session."""
     if req.method == "DELETE":
         if req.session_id:
             ctx.auth.drop_session(req.session_id)
@@ -61,14 +61,17 @@ def services_auth(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response
 
 
 def auth_check(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`/data/auth`: a line naming the logged-in user."""
     return Response(200, f"User '{req.user}' is logged in".encode(), "text/plain")
 
 
 def token_issue(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """A new alias token for the user, as JSON (`alias`, `secret`, dates in epoch ms)."""
     return Response(200, json.dumps(ctx.auth.issue_token(req.user)).encode(), JSON)
 
 
 def token_validate(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`{"valid": user}` for a live alias token; 401 otherwise."""
     user = ctx.auth.validate_token(unquote(v["ALIAS"]), unquote(v["SECRET"]))
     if user is None:
         raise HttpError(401, "Invalid token")
@@ -76,6 +79,7 @@ def token_validate(ctx: DemoContext, req: Request, v: dict[str, str]) -> Respons
 
 
 def token_invalidate(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """Revoke the alias token `ALIAS`; 404 if there is none."""
     if not ctx.auth.invalidate_token(unquote(v["ALIAS"])):
         raise HttpError(404)
     return Response(200, json.dumps({"result": "OK"}).encode(), JSON)
@@ -85,6 +89,7 @@ def token_invalidate(ctx: DemoContext, req: Request, v: dict[str, str]) -> Respo
 
 
 def build_info(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`/xapi/siteConfig/buildInfo` as JSON, or one `KEY` as text (404 for an unknown key)."""
     info = dict(BUILD_INFO, timestamp=str(int(time.time() * 1000)), hostName="localhost",
                 displayHostName="localhost", nodeId="")  # fmt: skip
     if "KEY" in v:
@@ -101,11 +106,8 @@ def root(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
 
 
 def login(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """The web UI's login page."""
     return login_page(req.context_path)
-
-
-def not_found(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
-    return restlet_page(404)
 
 
 # --- data types ---------------------------------------------------------------------------------
