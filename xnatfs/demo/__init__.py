@@ -18,10 +18,11 @@ import threading
 from collections.abc import Mapping
 from types import TracebackType
 
+from xnatfs.demo.app import DemoApp
 from xnatfs.demo.auth import AuthStore
 from xnatfs.demo.demo_site import build_demo_site
 from xnatfs.demo.faults import Faults, LogEntry, RequestLog
-from xnatfs.demo.server import DemoApp, DemoHTTPServer
+from xnatfs.demo.server import DemoHTTPServer
 from xnatfs.demo.site import Site
 
 DEMO_USER = "demo"

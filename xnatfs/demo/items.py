@@ -16,6 +16,7 @@ import time
 from importlib import resources as importlib_resources
 from typing import Any
 
+from xnatfs.demo import listings
 from xnatfs.demo.listings import Scope
 from xnatfs.demo.model import Assessor, Experiment, Project, Reconstruction, Resource, Scan, Subject
 from xnatfs.demo.site import Site
@@ -183,11 +184,8 @@ def item_document(site: Site, scope: Scope, v: dict[str, str]) -> Doc | None:
     exp = scope.experiment
     doc: Doc | None = None
     if "RES" in v:
-        from xnatfs.demo import listings, selectors
-
-        cats = listings.catalogs(scope)
-        chosen = selectors.match_resources([c.resource for c in cats], v["RES"])
-        doc = resource_doc(chosen[0]) if len(chosen) == 1 else None
+        cats = listings.selected_catalogs(scope, v["RES"])
+        doc = resource_doc(cats[0].resource) if len(cats) == 1 else None
     elif exp is not None and scope.scans is not None:
         doc = scan_doc(scope.scans[0], exp) if len(scope.scans) == 1 else None
     elif exp is not None and scope.recons is not None:

@@ -1,17 +1,17 @@
-"""Table rows, the ResultSet envelope, catalog selection and archive entry paths.
+"""Table rows, catalog selection and archive entry paths.
 
-Pure functions over the model (reference §2, §2.2.6, §4.2); the server resolves the request path
-into a `Scope` and calls these with `Site.lock` held.
+Pure functions over the model (reference §2, §2.2.6, §4.2); the route handlers resolve the request
+path into a `Scope` and call these with `Site.lock` held. The ResultSet envelope around the rows
+is written by `routes/tables.py`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from xnatfs.demo import selectors
 from xnatfs.demo.model import (
     Assessor,
     CatalogEntry,
@@ -123,6 +123,18 @@ def catalogs(scope: Scope) -> list[Catalog]:
         Catalog(r, "project", f"/data/projects/{p.id}", "resources", "", " ", "", "", p.id)
         for r in p.resources
     ]
+
+
+def selected_catalogs(scope: Scope, resource_selector: str | None) -> list[Catalog]:
+    """The catalogs of `scope` whose resource `resource_selector` (the `{RES}` path segment,
+    reference §3) names, in listing order; every catalog when there is no selector."""
+    cats = catalogs(scope)
+    if resource_selector is None:
+        return cats
+    chosen = {
+        id(r) for r in selectors.match_resources([c.resource for c in cats], resource_selector)
+    }
+    return [c for c in cats if id(c.resource) in chosen]
 
 
 def single_catalog_base(scope: Scope, cat: Catalog) -> str:
@@ -286,94 +298,6 @@ def file_row(cat: Catalog, entry: CatalogEntry, base: str) -> Row:
         "cat_ID": str(r.id),
         "digest": entry.data.md5 if entry.digest_known else "",
     }
-
-
-# --- the envelope and query parameters -----------------------------------------------------------
-
-# Parameters that never act as column filters.
-_RESERVED = {"format", "columns", "sortBy", "sortOrder", "limit", "offset", "all", "structure",
-             "compression", "accept-not-found", "cache_file_stats", "locator", "XNAT_CSRF",
-             "file_format", "file_content", "index", "recursive", "CSRF", "xsiType"}  # fmt: skip
-
-
-def select(
-    rows: list[Row],
-    default_columns: Sequence[str],
-    params: Mapping[str, str],
-    *,
-    pageable: bool = False,
-    known: Sequence[str] | None = None,
-) -> tuple[list[Row], bool]:
-    """Apply `columns=`, column filters, `sortBy`/`sortOrder` and (if `pageable`) `limit`/
-    `offset`, as XNAT's QueryOrganizer listings do. Returns (rows, paged)."""
-    available = list(known) if known is not None else list(rows[0]) if rows else []
-    for key, value in params.items():
-        if key in _RESERVED or key not in available or value == "":
-            continue
-        alternatives = [re.escape(v).replace(r"\*", ".*").replace("%", ".*")
-                        for v in value.split(",")]  # fmt: skip
-        pattern = re.compile("|".join(f"(?:{a})" for a in alternatives), re.IGNORECASE)
-        rows = [r for r in rows if pattern.fullmatch(r.get(key, ""))]
-    requested = params.get("columns", "")
-    if requested and requested.upper() != "DEFAULT":
-        wanted = [c for c in requested.split(",") if c in available]  # unknown names ignored
-        columns = ["ID", *[c for c in wanted if c not in ("ID", "URI")], "URI"]
-    else:
-        columns = [*default_columns, "URI"]
-    rows = [{c: r.get(c, "") for c in columns if c in r} for r in rows]
-    sort_by = params.get("sortBy")
-    if sort_by:
-        keys = [k for k in sort_by.split(",") if k]
-        rows.sort(key=lambda r: [r.get(k, "") for k in keys],
-                  reverse=params.get("sortOrder", "").upper() == "DESC")  # fmt: skip
-    paged = pageable and ("limit" in params or "offset" in params)
-    if paged:
-        limit_text = params.get("limit", "100")
-        offset_text = params.get("offset", "0")
-        offset = int(offset_text) if offset_text.isdigit() else 0
-        if limit_text == "*":
-            rows = rows[offset:]
-        else:
-            limit = int(limit_text) if limit_text.isdigit() else 100
-            rows = rows[offset : offset + limit]
-    return rows, paged
-
-
-def result_set(
-    rows: list[Row],
-    *,
-    total: bool = True,
-    title: str | None = None,
-    server_root: str | None = None,
-) -> bytes:
-    """The exact envelope XNAT's JSONTableRepresentation writes (reference §2.1)."""
-    for row in rows:
-        assert all(isinstance(v, str) for v in row.values()), row
-    head = '{"ResultSet":{'
-    if server_root is not None:
-        head += '"Columns":' + json.dumps([{"key": "URI", "serverRoot": server_root}],
-                                          separators=(",", ":")) + ","  # fmt: skip
-    meta = []
-    if total:
-        meta.append(f'"totalRecords": {json.dumps(str(len(rows)))}')
-    if title is not None:
-        meta.append(f'"title": {json.dumps(title)}')
-    body = head + '"Result":' + json.dumps(rows, separators=(",", ":"))
-    if meta:
-        body += ", " + ",".join(meta)
-    return (body + "}}").encode("utf-8")
-
-
-def csv_table(rows: list[Row]) -> bytes:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return buf.getvalue().encode("utf-8")
 
 
 # --- archive entry paths (reference §4.2) --------------------------------------------------------

@@ -1,10 +1,9 @@
-"""The HTTP side of the demo server: connection handling, authentication, fault injection,
-response writing and the request log. What each URL means lives in `handlers.py` (the routing
-table) and the handler modules it routes to.
+"""The HTTP side of the demo server: connections, connection-level faults, response writing and
+the request log. What a request means is decided by `DemoApp.respond` (`app.py`).
 
 One thread per connection (`ThreadingHTTPServer`, HTTP/1.1 keep-alive). For every request:
-context path -> `down` -> latency -> injected failure -> route -> authentication -> handler ->
-body (with bandwidth cap, cut and stall rules) -> log entry.
+`down` -> latency -> `DemoApp.respond` (context path, injected failure, route, authentication,
+handler) -> body (with bandwidth cap, cut and stall rules) -> log entry.
 """
 
 from __future__ import annotations
@@ -15,26 +14,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from xnatfs.demo import handlers
-from xnatfs.demo.auth import AuthStore
-from xnatfs.demo.faults import BodyRule, Faults, Kind, LogEntry, RequestLog
-from xnatfs.demo.site import Site
-from xnatfs.demo.wire import (
-    REASONS,
-    HttpError,
-    Request,
-    Response,
-    login_page,
-    restlet_page,
-    tomcat_page,
-)
+from xnatfs.demo.app import DemoApp
+from xnatfs.demo.faults import BodyRule, Kind, LogEntry
+from xnatfs.demo.wire import REASONS, Request, Response, restlet_page
 
-_INTERACTIVE_AGENTS = ("MSIE", "Mozilla", "AppleWebKit", "Opera")
 _PIECE = 256 * 1024  # largest single write of a body
 
 
@@ -42,208 +29,103 @@ class _CutConnection(Exception):
     """A body rule asked to drop the connection."""
 
 
-class DemoApp:
-    """Everything a request needs: the site, the switches, the log, users and sessions."""
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Apache-Coyote/1.1"
+    sys_version = ""
+    timeout = 300  # seconds an idle keep-alive connection may sit
+    # Headers and body go out in separate writes; with Nagle's algorithm the second write
+    # waits for the client's delayed ACK (tens of milliseconds per request on loopback).
+    disable_nagle_algorithm = True
+    server: DemoHTTPServer
 
-    def __init__(
-        self,
-        site: Site,
-        faults: Faults,
-        log: RequestLog,
-        auth: AuthStore,
-        context_path: str = "",
-    ) -> None:
-        self.site = site
-        self.faults = faults
-        self.log = log
-        self.auth = auth
-        self.context_path = context_path
-
-    # --- cookies --------------------------------------------------------------------------------
-
-    def session_cookie(self, sid: str) -> str:
-        return f"JSESSIONID={sid}; Path={self.context_path}/; HttpOnly"
-
-    def expiration_cookie(self) -> str:
-        timeout = self.faults.session_expiry
-        timeout_ms = int(timeout * 1000) if timeout is not None else 0
-        value = f'"{int(time.time() * 1000)},{timeout_ms}"'
-        return f"SESSION_EXPIRATION_TIME={value}; Path={self.context_path}/"
-
-    # --- one request ----------------------------------------------------------------------------
-
-    def serve(self, h: _Handler) -> None:
+    def do_GET(self) -> None:
+        app = self.server.app
         started = time.time()
-        split = urlsplit(h.path)
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length > 0 else b""
-        if self.faults.down:
-            self._drop(h)
-            self._record(h.command, split.path, split.query, 0, "other", 0, "", started)
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+
+        def record(status: int, kind: Kind, sent: int, user: str) -> None:
+            entry = LogEntry(self.command, split.path, split.query, status, kind, sent, user,
+                             started)  # fmt: skip
+            app.log.record(entry)
+
+        if app.faults.down:
+            self._drop()
+            record(0, "other", 0, "")
             return
-        if self.faults.latency > 0:
-            time.sleep(self.faults.latency)
+        if app.faults.latency > 0:
+            time.sleep(app.faults.latency)
         req = Request(
-            method=h.command,
+            method=self.command,
             path=split.path,
             full_path=split.path,
             query=dict(parse_qsl(split.query, keep_blank_values=True)),
-            headers={k: v for k, v in h.headers.items()},
+            headers={k: v for k, v in self.headers.items()},
             body=body,
-            context_path=self.context_path,
+            context_path=app.context_path,
         )
         kind: Kind = "unknown"
         try:
-            resp, kind = self._respond(req)
+            resp, kind = app.respond(req)
         except Exception as exc:  # a bug in a handler must not kill the connection thread
             resp = restlet_page(500, f"{type(exc).__name__}: {exc}")
-        sent = self._send(h, req, resp)
-        self._record(h.command, split.path, split.query, resp.status, resp.kind or kind, sent,
-                     req.user, started)  # fmt: skip
+        sent = self._send(req, resp)
+        record(resp.status, resp.kind or kind, sent, req.user)
 
-    def _record(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        status: int,
-        kind: Kind,
-        sent: int,
-        user: str,
-        started: float,
-    ) -> None:
-        self.log.record(LogEntry(method, path, query, status, kind, sent, user, started))
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
 
-    def _respond(self, req: Request) -> tuple[Response, Kind]:
-        path = req.path
-        ctx = self.context_path
-        if ctx:
-            if path != ctx and not path.startswith(ctx + "/"):
-                return restlet_page(404), "unknown"
-            path = path[len(ctx) :] or "/"
-        req.path = path
-        failure = self.faults.take_failure(req.full_path)
-        if failure is not None:
-            status, retry_after = failure
-            resp = restlet_page(status, REASONS.get(status, "Injected failure"))
-            if retry_after is not None:
-                resp.headers.append(("Retry-After", f"{retry_after:g}"))
-            return resp, "other"
-        if "%2f" in path.lower():
-            # Tomcat refuses encoded slashes in paths (XNAT's [SLASH] exists because of it).
-            return tomcat_page(400, "Invalid URI: encoded slash"), "unknown"
-        found = handlers.match(path)
-        if found is None:
-            return restlet_page(404), "unknown"
-        route, variables = found
-        extra: list[tuple[str, str]] = []
-        if route.auth:
-            refused = self._authenticate(req, extra)
-            if refused is not None:
-                return refused, route.kind
-        if req.method not in route.methods:
-            return restlet_page(405), route.kind
-        try:
-            with self.site.lock:
-                resp = route.handler(self, req, variables)
-        except HttpError as err:
-            resp = restlet_page(err.status, err.message)
-        resp.headers.extend(extra)
-        return resp, route.kind
-
-    def _authenticate(self, req: Request, extra: list[tuple[str, str]]) -> Response | None:
-        """Basic credentials (password or alias token) or a live JSESSIONID cookie; on success
-        set `req.user`/`req.session_id` and the cookies to send, else the refusal to send."""
-        basic = AuthStore.parse_basic(req.headers.get("Authorization"))
-        sid = _cookie(req.headers.get("Cookie"), "JSESSIONID")
-        cookie_user = (
-            self.auth.session_user(sid, self.faults.session_expiry) if sid is not None else None
-        )
-        if basic is not None:
-            user = self.auth.check(*basic)
-            if user is None:
-                resp = tomcat_page(401, "Bad credentials")
-                resp.headers.append(("WWW-Authenticate", f'Basic realm="{self.site.site_id}"'))
-                return resp
-            if cookie_user != user:
-                sid = self.auth.new_session(user)
-                extra.append(("Set-Cookie", self.session_cookie(sid)))
-        elif cookie_user is not None:
-            user = cookie_user
-        else:
-            if sid is not None and self.faults.expiry_mode == "login_page":
-                return login_page(self.context_path)
-            agent = req.headers.get("User-Agent", "")
-            if any(a in agent for a in _INTERACTIVE_AGENTS):
-                location = f"{self.context_path}/app/template/Login.vm"
-                return Response(302, b"", "text/html", [("Location", location)])
-            resp = tomcat_page(401, "Unauthorized")
-            resp.headers.append(("WWW-Authenticate", f'Basic realm="{self.site.site_id}"'))
-            return resp
-        req.user, req.session_id = user, sid
-        extra.append(("Set-Cookie", self.expiration_cookie()))
-        return None
-
-    # --- writing --------------------------------------------------------------------------------
-
-    def _send(self, h: _Handler, req: Request, resp: Response) -> int:
+    def _send(self, req: Request, resp: Response) -> int:
         """Write the response; returns the number of body bytes sent."""
         body = resp.body
-        h.send_response(resp.status, REASONS.get(resp.status))
+        self.send_response(resp.status, REASONS.get(resp.status))
         if resp.content_type:
-            h.send_header("Content-Type", resp.content_type)
+            self.send_header("Content-Type", resp.content_type)
         for key, value in resp.headers:
-            h.send_header(key, value)
+            self.send_header(key, value)
         chunked = resp.chunked or (not isinstance(body, bytes) and resp.length is None)
         if chunked:
-            h.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Transfer-Encoding", "chunked")
         else:
             size = len(body) if isinstance(body, bytes) else resp.length
-            h.send_header("Content-Length", str(size))
-        h.end_headers()
+            self.send_header("Content-Length", str(size))
+        self.end_headers()
         if req.method == "HEAD" or resp.status in (204, 304):
             _close_iter(body)
             return 0
         chunks: Iterable[bytes] = [body] if isinstance(body, bytes) else body
-        writer = _BodyWriter(
-            h, chunked, self.faults.take_body_rules(req.full_path), self.faults.bandwidth
-        )
+        faults = self.server.app.faults
+        writer = _BodyWriter(self, chunked, faults.take_body_rules(req.full_path), faults.bandwidth)
         try:
             for chunk in chunks:
                 writer.write(chunk)
             writer.finish()
         except (_CutConnection, OSError):
-            self._drop(h)
+            self._drop()
         finally:
             _close_iter(body)
         return writer.sent
 
-    @staticmethod
-    def _drop(h: _Handler) -> None:
-        h.close_connection = True
+    def _drop(self) -> None:
+        self.close_connection = True
         try:
-            h.wfile.flush()
-            h.connection.shutdown(socket.SHUT_RDWR)
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+    def version_string(self) -> str:
+        return self.server_version
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # the RequestLog records requests; stderr stays quiet
 
 
 def _close_iter(body: object) -> None:
     close = getattr(body, "close", None)
     if callable(close):
         close()
-
-
-def _cookie(header: str | None, name: str) -> str | None:
-    if not header:
-        return None
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return None
-    morsel = jar.get(name)
-    return morsel.value if morsel is not None else None
 
 
 class _BodyWriter:
@@ -293,28 +175,6 @@ class _BodyWriter:
         if self.chunked:
             self.out.write(b"0\r\n\r\n")
         self.out.flush()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "Apache-Coyote/1.1"
-    sys_version = ""
-    timeout = 300  # seconds an idle keep-alive connection may sit
-    # Headers and body go out in separate writes; with Nagle's algorithm the second write
-    # waits for the client's delayed ACK (tens of milliseconds per request on loopback).
-    disable_nagle_algorithm = True
-    server: DemoHTTPServer
-
-    def do_GET(self) -> None:
-        self.server.app.serve(self)
-
-    do_HEAD = do_POST = do_PUT = do_DELETE = do_GET
-
-    def version_string(self) -> str:
-        return self.server_version
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the RequestLog records requests; stderr stays quiet
 
 
 class DemoHTTPServer(ThreadingHTTPServer):

@@ -1,12 +1,20 @@
-"""Request/response values shared by the server plumbing and the route handlers."""
+"""Request/response values shared by the server plumbing and the route handlers, and
+`DemoContext`, the part of the server a handler may use.
+
+Handlers are typed against `DemoContext` rather than the server class, so that the handler
+modules need nothing from the modules that route to them.
+"""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from xnatfs.demo.faults import Kind
+from xnatfs.demo.auth import AuthStore
+from xnatfs.demo.faults import Faults, Kind
+from xnatfs.demo.site import Site
 
 JSON = "application/json"
 
@@ -45,6 +53,9 @@ _RESTLET_DEFAULTS = {
 
 @dataclass
 class Request:
+    """One parsed HTTP request. `query` keeps the last value of a repeated parameter; `user` and
+    `session_id` are set once the request is authenticated."""
+
     method: str
     path: str  # below the context path, as received (still percent-encoded)
     full_path: str  # as received, with the context path
@@ -58,6 +69,9 @@ class Request:
 
 @dataclass
 class Response:
+    """What to send: status, body (bytes, or an iterable of chunks streamed later without
+    `Site.lock`), content type and extra headers."""
+
     status: int
     body: bytes | Iterable[bytes] = b""
     content_type: str | None = None
@@ -66,6 +80,29 @@ class Response:
     length: int | None = None
     chunked: bool = False  # send even a bytes body chunked (listings are streamed by XNAT)
     kind: Kind | None = None  # overrides the route's kind in the request log
+
+
+class DemoContext(Protocol):
+    """What a route handler sees of the server: the archive, the switches, users and sessions.
+
+    Handlers run with `site.lock` held; `session_cookie(sid)` is the `Set-Cookie` value that
+    hands the session `sid` to a client.
+    """
+
+    @property
+    def site(self) -> Site: ...
+
+    @property
+    def faults(self) -> Faults: ...
+
+    @property
+    def auth(self) -> AuthStore: ...
+
+    def session_cookie(self, sid: str) -> str: ...
+
+
+Handler = Callable[[DemoContext, Request, dict[str, str]], Response]
+"""A route handler: `handler(ctx, request, path_variables) -> Response`; raises `HttpError`."""
 
 
 class HttpError(Exception):
@@ -115,4 +152,5 @@ LOGIN_PAGE = (
 
 
 def login_page(context_path: str) -> Response:
+    """200 with XNAT's `Login.vm` page, whose form posts to `{context_path}/login`."""
     return Response(200, LOGIN_PAGE.format(ctx=context_path).encode(), "text/html;charset=UTF-8")

@@ -66,9 +66,10 @@ def zip_stream(entries: Iterable[tuple[str, DemoFile]]) -> Iterator[bytes]:
         big = size >= _U32
         extra = struct.pack("<HHQQ", 0x0001, 16, size, size) if big else b""
         version = 45 if big else 10
-        local = struct.pack(
-            "<IHHHHHIIIHH",
-            0x04034B50,
+        # From "version needed" to the name length, local header and central directory entry
+        # carry the same fields.
+        shared = struct.pack(
+            "<HHHHHIIIH",
             version,
             flags,
             0,  # method: STORED
@@ -78,8 +79,8 @@ def zip_stream(entries: Iterable[tuple[str, DemoFile]]) -> Iterator[bytes]:
             _U32 if big else size,
             _U32 if big else size,
             len(encoded),
-            len(extra),
         )
+        local = struct.pack("<I", 0x04034B50) + shared + struct.pack("<H", len(extra))
         yield local + encoded + extra
         written = 0
         for chunk in data.chunks():
@@ -100,19 +101,10 @@ def zip_stream(entries: Iterable[tuple[str, DemoFile]]) -> Iterator[bytes]:
             else b""
         )  # fmt: skip
         central.append(
-            struct.pack(
-                "<IHHHHHHIIIHHHHHII",
-                0x02014B50,
-                0x0300 | max(version, 20),  # made by: Unix
-                version,
-                flags,
-                0,
-                dos_time,
-                dos_date,
-                crc,
-                _U32 if big else size,
-                _U32 if big else size,
-                len(encoded),
+            struct.pack("<IH", 0x02014B50, 0x0300 | max(version, 20))  # made by: Unix
+            + shared
+            + struct.pack(
+                "<HHHHII",
                 len(cd_extra),
                 0,
                 0,

@@ -9,41 +9,40 @@ from __future__ import annotations
 import email.utils
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from xnatfs.demo import listings, zipstream
+from xnatfs.demo import archives, listings
 from xnatfs.demo.content import DemoFile
 from xnatfs.demo.faults import corrupted
 from xnatfs.demo.listings import Catalog, Scope
 from xnatfs.demo.model import CatalogEntry
-from xnatfs.demo.resolve import require_match, resolve, selected_catalogs
-from xnatfs.demo.wire import JSON, HttpError, Request, Response
-
-if TYPE_CHECKING:
-    from xnatfs.demo.server import DemoApp
+from xnatfs.demo.routes.resolve import require_match, resolve
+from xnatfs.demo.routes.tables import csv_table, result_set
+from xnatfs.demo.wire import JSON, DemoContext, HttpError, Request, Response
 
 
-def files(app: DemoApp, req: Request, v: dict[str, str]) -> Response:
-    scope = resolve(app, req, v)
+def files(ctx: DemoContext, req: Request, v: dict[str, str]) -> Response:
+    """`.../files[/PATH]` of any owner: the file listing, one file (`PATH`), a folder listing
+    (`PATH` ending in `/`) or an archive (`format=zip|tar|tar.gz`); 404 if nothing matches."""
+    scope = resolve(ctx, req, v)
     require_match(scope)
     scope.all_resources = req.query.get("all", "").lower() == "true"
-    cats = selected_catalogs(scope, v)
+    cats = listings.selected_catalogs(scope, v.get("RES"))
     fmt = req.query.get("format", "json").lower()
     if "PATH" in v:
         # Reference §5.2: XNAT decodes only paths containing %20/%2B; decoding every escape
         # is a superset that accepts each URI a client can build from a listing.
         rel = unquote(v["PATH"].split("?", 1)[0])
         if rel.endswith("/"):
-            return _file_rows(app, req, scope, cats, prefix=rel)
-        return _single_file(app, req, cats, rel)
+            return _file_rows(ctx, req, scope, cats, prefix=rel)
+        return _single_file(ctx, req, cats, rel)
     if fmt in ("zip", "tar", "tar.gz"):
-        return _archive(app, req, scope, cats, fmt)
-    return _file_rows(app, req, scope, cats)
+        return _archive(ctx, req, scope, cats, fmt)
+    return _file_rows(ctx, req, scope, cats)
 
 
 def _file_rows(
-    app: DemoApp, req: Request, scope: Scope, cats: list[Catalog], prefix: str = ""
+    ctx: DemoContext, req: Request, scope: Scope, cats: list[Catalog], prefix: str = ""
 ) -> Response:
     single = len(cats) == 1
     selected = [
@@ -59,9 +58,9 @@ def _file_rows(
         # series take a while, and other requests should not wait for them.
         rows = [listings.file_row(cat, entry, base) for cat, entry, base in selected]
         if csv:
-            yield listings.csv_table(rows)
+            yield csv_table(rows)
         else:
-            yield listings.result_set(rows, total=False, title="Files",
+            yield result_set(rows, total=False, title="Files",
                                       server_root=req.context_path)  # fmt: skip
 
     return Response(200, body(), "text/csv" if csv else JSON)
@@ -78,12 +77,12 @@ _MEDIA_TYPES = {
 }  # fmt: skip
 
 
-def _body(app: DemoApp, data: DemoFile, start: int, end: int, corrupt: bool) -> Iterator[bytes]:
+def _body(data: DemoFile, start: int, end: int, corrupt: bool) -> Iterator[bytes]:
     for chunk in data.chunks(start, end):
         yield corrupted(chunk) if corrupt else chunk
 
 
-def _single_file(app: DemoApp, req: Request, cats: list[Catalog], rel: str) -> Response:
+def _single_file(ctx: DemoContext, req: Request, cats: list[Catalog], rel: str) -> Response:
     for cat in cats:
         entry = cat.resource.files.get(rel)
         if entry is not None:
@@ -92,7 +91,7 @@ def _single_file(app: DemoApp, req: Request, cats: list[Catalog], rel: str) -> R
         raise HttpError(404, "Unable to find catalog entry for given uri.")
     data = entry.data
     size = data.size
-    corrupt = app.faults.is_corrupt(_file_uri(cat, entry), req.full_path)
+    corrupt = ctx.faults.is_corrupt(_file_uri(cat, entry), req.full_path)
     ext = entry.name.rsplit(".", 1)[-1].lower() if "." in entry.name else ""
     headers = [
         ("Last-Modified", email.utils.formatdate(data.mtime, usegmt=True)),
@@ -100,7 +99,7 @@ def _single_file(app: DemoApp, req: Request, cats: list[Catalog], rel: str) -> R
         ("Cache-Control", "must-revalidate"),
     ]
     status, start, end = 200, 0, size
-    if app.faults.range_support:
+    if ctx.faults.range_support:
         headers.append(("Accept-Ranges", "bytes"))
         last_modified = headers[0][1]
         if_range = req.headers.get("If-Range")
@@ -114,7 +113,7 @@ def _single_file(app: DemoApp, req: Request, cats: list[Catalog], rel: str) -> R
             headers.append(("Content-Range", f"bytes {start}-{end - 1}/{size}"))
     return Response(
         status,
-        _body(app, data, start, end, corrupt),
+        _body(data, start, end, corrupt),
         _MEDIA_TYPES.get(ext, "application/octet-stream"),
         headers,
         length=end - start,
@@ -147,23 +146,25 @@ def _archive_name(scope: Scope) -> str:
     return scope.project.id
 
 
-def _archive(app: DemoApp, req: Request, scope: Scope, cats: list[Catalog], fmt: str) -> Response:
-    structure = app.faults.zip_structure or req.query.get("structure", "")
+def _archive(
+    ctx: DemoContext, req: Request, scope: Scope, cats: list[Catalog], fmt: str
+) -> Response:
+    structure = ctx.faults.zip_structure or req.query.get("structure", "")
     is_tar = fmt != "zip"
     members: list[tuple[str, DemoFile]] = []
     for cat in cats:
         for entry in cat.resource.files.values():
             data = entry.data
-            if app.faults.is_corrupt(_file_uri(cat, entry)):
+            if ctx.faults.is_corrupt(_file_uri(cat, entry)):
                 data = _CorruptFile(data)
             members.append((listings.archive_path(cat, entry, structure, tar=is_tar), data))
     if not members:
         raise HttpError(404, "No matching files found.")
     name = _archive_name(scope)
     if fmt == "zip":
-        body, ctype = zipstream.coalesce(zipstream.zip_stream(members)), "application/zip"
+        body, ctype = archives.coalesce(archives.zip_stream(members)), "application/zip"
     else:
-        body = zipstream.coalesce(zipstream.tar_stream(members, gzip=fmt == "tar.gz"))
+        body = archives.coalesce(archives.tar_stream(members, gzip=fmt == "tar.gz"))
         ctype = "application/x-gtar" if fmt == "tar.gz" else "application/x-tar"
     headers = [("Content-Disposition", f'attachment; filename="{name}.{fmt}";')]
     return Response(200, body, ctype, headers, kind="zip")

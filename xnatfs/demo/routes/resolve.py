@@ -1,32 +1,39 @@
 """What a request path names: path variables turned into model objects, with XNAT's visibility
-(404) and read-permission (403) checks, and the catalogs a request selects.
+(404) and read-permission (403) checks.
 
 Called by the route handlers with `Site.lock` held.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from xnatfs.demo import listings, selectors
-from xnatfs.demo.listings import Catalog, Scope
+from xnatfs.demo import selectors
+from xnatfs.demo.listings import Scope
 from xnatfs.demo.model import Experiment, Project
-from xnatfs.demo.wire import HttpError, Request
-
-if TYPE_CHECKING:
-    from xnatfs.demo.server import DemoApp
+from xnatfs.demo.site import Site
+from xnatfs.demo.wire import DemoContext, HttpError, Request
 
 
-def _readable(app: DemoApp, project: Project, user: str, what: str = "data") -> None:
+def _readable(project: Project, user: str, what: str) -> None:
     if not project.readable_by(user):
         raise HttpError(403, f"Unable to read {what} for Project: {project.id}")
 
 
-def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
+def _owner(site: Site, project_id: str, user: str, what: str) -> Project | None:
+    """The project of an object the path names without its project: None if `user` may not see
+    it (the caller answers 404 as for a missing object), 403 if they may see but not read it."""
+    owner = site.project(project_id)
+    assert owner is not None
+    if not owner.visible_to(user):
+        return None
+    _readable(owner, user, what)
+    return owner
+
+
+def resolve(ctx: DemoContext, req: Request, v: dict[str, str], *, what: str = "data") -> Scope:
     """Turn the path variables into model objects, enforcing visibility (404) and read
     permission (403) the way XNAT does for private and protected projects. Only the project
     item itself (`what=""`) may be read without read permission on the project's data."""
-    site, user = app.site, req.user
+    site, user = ctx.site, req.user
     scope = Scope(path_has_project="P" in v, path_has_subject="S" in v)
     project: Project | None = None
     if "P" in v:
@@ -35,7 +42,7 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
             raise HttpError(404, "Unable to identify project")
         scope.project = project
         if what:
-            _readable(app, project, user, what)
+            _readable(project, user, what)
     if "S" in v:
         ref = selectors.decode_segment(v["S"])
         if project is not None:
@@ -43,13 +50,9 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
         else:
             subject = site.subject_by_id(ref)
             if subject is not None:
-                owner = site.project(subject.project)
-                assert owner is not None
-                if not owner.visible_to(user):
+                scope.project = _owner(site, subject.project, user, "subjects")
+                if scope.project is None:
                     subject = None
-                else:
-                    _readable(app, owner, user, "subjects")
-                    scope.project = owner
         if subject is None:
             raise HttpError(404, "Unable to identify subject")
         scope.subject = subject
@@ -69,13 +72,9 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
         if exp is not None and scope.subject is not None and exp.subject_id != scope.subject.id:
             exp = None
         if exp is not None and project is None:
-            owner = site.project(exp.project)
-            assert owner is not None
-            if not owner.visible_to(user):
+            scope.project = _owner(site, exp.project, user, "experiments")
+            if scope.project is None:
                 exp = None
-            else:
-                _readable(app, owner, user, "experiments")
-                scope.project = owner
         if exp is None:
             raise HttpError(404, "Unable to find the specified experiment.")
         scope.experiment = exp
@@ -97,20 +96,14 @@ def resolve(app: DemoApp, req: Request, v: dict[str, str], *, what: str = "data"
 
 
 def require_match(scope: Scope) -> None:
+    """Raise 404 if a scan, reconstruction or assessor selector in the path matched nothing."""
     for found, what in ((scope.scans, "scan"), (scope.recons, "reconstruction"),
                         (scope.assessors, "assessor")):  # fmt: skip
         if found is not None and not found:
             raise HttpError(404, f"Unable to identify {what}")
 
 
-def project_readable(app: DemoApp, project_id: str, user: str) -> bool:
-    project = app.site.project(project_id)
+def project_readable(ctx: DemoContext, project_id: str, user: str) -> bool:
+    """Whether `user` may read the data of project `project_id` (False if there is none)."""
+    project = ctx.site.project(project_id)
     return project is not None and project.readable_by(user)
-
-
-def selected_catalogs(scope: Scope, v: dict[str, str]) -> list[Catalog]:
-    cats = listings.catalogs(scope)
-    if "RES" in v:
-        chosen = {id(r) for r in selectors.match_resources([c.resource for c in cats], v["RES"])}
-        cats = [c for c in cats if id(c.resource) in chosen]
-    return cats
