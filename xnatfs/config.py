@@ -6,11 +6,10 @@ This module does no I/O beyond what `load_toml` is asked to read.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -156,7 +155,6 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("read_timeout", parse_seconds, "seconds to wait for the next byte (default 30)"),
     OptionSpec("retries", parse_id, "attempts after a failed request (default 4)"),
 )
-OPTION_NAMES = frozenset(o.name for o in OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -179,7 +177,6 @@ class MountConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     retries: int = 4
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def effective_cache_dir(self) -> Path:
@@ -206,5 +203,4 @@ def build_config(url: str, mountpoint: str | Path, values: Mapping[str, Any]) ->
             parsed[key] = spec.parse(raw)
         except ConfigError as exc:
             raise ConfigError(f"{key}: {exc}") from None
-    cfg = MountConfig(url=normalize_url(url), mountpoint=Path(mountpoint), **parsed)
-    return dataclasses.replace(cfg)
+    return MountConfig(url=normalize_url(url), mountpoint=Path(mountpoint), **parsed)
