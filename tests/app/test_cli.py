@@ -79,3 +79,26 @@ def test_a_url_first_is_the_mount_helper_command_line(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "xnatfs mount https://xnat.example.org /mnt/x --cache-size=1G" in err
     assert sys.executable in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mount", "https://x.org", "/m", "--password", "hunter22"],
+        ["mount", "https://x.org", "/m", "--token=hunter22"],
+        ["demo", "--pass", "hunter22"],
+    ],
+)
+def test_passwords_on_the_command_line_are_refused_unseen(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is not allowed" in err and "password_file" in err
+    assert "hunter22" not in err
+
+
+def test_option_names_are_not_abbreviated() -> None:
+    # `--password-f` would once have been taken for --password-file, and `--passw` as well.
+    with pytest.raises(SystemExit):
+        config_of("mount", "https://x.org", "/m", "--cache-s", "1G")

@@ -18,7 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from xnatfs import __version__
-from xnatfs.config import OPTIONS, MountConfig, build_config, default_cache_root
+from xnatfs.app.mountopts import translate_options
+from xnatfs.config import (
+    COMMAND_LINE,
+    CONFIG,
+    MOUNTPOINT,
+    OPTIONS,
+    URL,
+    MountConfig,
+    build_config,
+    default_cache_root,
+    refuse_secret,
+)
 from xnatfs.errors import ConfigError, XnatfsError
 
 EXIT_USAGE = 2
@@ -38,16 +49,22 @@ def _add_mount_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of every subcommand.
+
+    Option names are never abbreviated: `--password` must not pass for `--password-file`.
+    """
     parser = argparse.ArgumentParser(
-        prog="xnatfs", description="Mount an XNAT archive as a read-only filesystem."
+        prog="xnatfs",
+        description="Mount an XNAT archive as a read-only filesystem.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"xnatfs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    mount = sub.add_parser("mount", help="mount an XNAT server")
-    mount.add_argument("url", nargs="?", help="XNAT base URL (may include a context path)")
-    mount.add_argument("mountpoint", nargs="?", help="an empty directory")
-    mount.add_argument("--config", type=Path, help="TOML file with url, mountpoint and options")
+    mount = sub.add_parser("mount", help="mount an XNAT server", allow_abbrev=False)
+    mount.add_argument("url", nargs="?", help=URL.help)
+    mount.add_argument("mountpoint", nargs="?", help=MOUNTPOINT.help)
+    mount.add_argument("--config", type=Path, help=CONFIG.help)
     mount.add_argument(
         "-o",
         dest="fuse_o",
@@ -56,13 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mount_options(mount)
 
-    umount = sub.add_parser("umount", help="unmount an xnatfs mount")
+    umount = sub.add_parser("umount", help="unmount an xnatfs mount", allow_abbrev=False)
     umount.add_argument("mountpoint")
     umount.add_argument(
         "--lazy", action="store_true", help="detach now even if busy or dead (fusermount3 -uz)"
     )
 
-    demo = sub.add_parser("demo", help="start the bundled demo XNAT and mount it")
+    demo = sub.add_parser(
+        "demo", help="start the bundled demo XNAT and mount it", allow_abbrev=False
+    )
     demo.add_argument("mountpoint", nargs="?", help="where to mount (default: a new temp dir)")
     demo.add_argument(
         "--serve-only", action="store_true", help="run only the demo server, for other XNAT clients"
@@ -73,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mount_options(demo)
 
-    cache = sub.add_parser("cache", help="inspect or clear the disk cache")
+    cache = sub.add_parser("cache", help="inspect or clear the disk cache", allow_abbrev=False)
     cache.add_argument("action", choices=["info", "clear"])
     cache.add_argument("--cache-dir", type=Path, default=None)
 
     helper = sub.add_parser(
-        "install-helper", help="install mount.fuse.xnatfs so `mount -t fuse.xnatfs` works"
+        "install-helper",
+        help="install mount.fuse.xnatfs so `mount -t fuse.xnatfs` works",
+        allow_abbrev=False,
     )
     helper.add_argument("--target-dir", type=Path, default=Path("/sbin"))
     return parser
@@ -269,9 +290,10 @@ COMMANDS = {
 
 
 def expand_o_options(argv: Sequence[str]) -> list[str]:
-    """`-o cache_size=10G,allow_other` -> `--cache-size=10G --allow-other` (fstab form)."""
-    from xnatfs.app.fstab import translate_options
+    """`-o cache_size=10G,allow_other` -> `--cache-size=10G --allow-other` (fstab form).
 
+    Raises ConfigError for what `translate_options` refuses.
+    """
     out: list[str] = []
     items = list(argv)
     i = 0
@@ -289,6 +311,13 @@ def expand_o_options(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def refuse_secret_options(argv: Sequence[str]) -> None:
+    """Raise ConfigError for `--password` and the like, before argparse could echo the value."""
+    for item in argv:
+        if item.startswith("--"):
+            refuse_secret(item.partition("=")[0], COMMAND_LINE)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw and "://" in raw[0]:
@@ -299,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return helper_main(raw)
     parser = build_parser()
     try:
+        refuse_secret_options(raw)
         args = parser.parse_args(expand_o_options(raw) if "mount" in raw[:1] else raw)
     except ConfigError as exc:
         print(f"xnatfs: {exc}", file=sys.stderr)
