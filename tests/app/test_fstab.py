@@ -1,8 +1,7 @@
-"""`mount.fuse.xnatfs`: argv parsing, messages, stale mounts, install."""
+"""`mount.fuse.xnatfs`: its command line, messages and exit statuses, and `install_helper`."""
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import sys
@@ -11,15 +10,7 @@ from pathlib import Path
 import pytest
 
 from xnatfs.app import fstab as mounthelper
-from xnatfs.app.fstab import (
-    HelperArgs,
-    MountEntry,
-    build_command,
-    clear_stale_mount,
-    install_helper,
-    parse_argv,
-    parse_mountinfo,
-)
+from xnatfs.app.fstab import HelperArgs, build_command, install_helper, parse_argv
 from xnatfs.app.mountopts import Translation
 from xnatfs.errors import ConfigError
 
@@ -175,73 +166,6 @@ def test_console_script_runs(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "read-only" in proc.stderr
-
-
-# --- stale mounts ---------------------------------------------------------------------------------
-
-MOUNTINFO = (
-    "22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
-    "98 22 0:50 / /mnt/x\\040y rw,nosuid,nodev,relatime shared:60 - fuse.xnatfs "
-    "xnatfs:xnat.example.org ro,user_id=0,group_id=0\n"
-    "99 22 0:51 / /mnt/other rw - fuse.sshfs host:/ rw\n"
-)
-
-
-def test_parse_mountinfo_unescapes() -> None:
-    entries = parse_mountinfo(MOUNTINFO)
-    assert entries[1] == MountEntry("/mnt/x y", "fuse.xnatfs", "xnatfs:xnat.example.org")
-    assert [e.fstype for e in entries] == ["ext4", "fuse.xnatfs", "fuse.sshfs"]
-
-
-def test_clear_stale_mount_leaves_unmounted_and_live_paths_alone(tmp_path: Path) -> None:
-    info = tmp_path / "mountinfo"
-    live = tmp_path / "live"
-    live.mkdir()
-    info.write_text(f"1 0 0:1 / {live} rw - fuse.xnatfs xnatfs:x ro\n")
-    # Listed as an xnatfs mount, but it answers stat: alive, so it is not touched.
-    assert clear_stale_mount(live, mountinfo=info) is False
-    assert clear_stale_mount(tmp_path / "absent", mountinfo=info) is False
-    assert clear_stale_mount(live, mountinfo=tmp_path / "no-such-file") is False
-
-
-@pytest.mark.fuse
-@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
-def test_clear_stale_mount_detaches_a_dead_mount(tmp_path: Path) -> None:
-    """A FUSE process killed with SIGKILL leaves ENOTCONN behind; the helper clears it."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    script = (
-        "import os, sys, pyfuse3, trio\n"
-        "class Ops(pyfuse3.Operations):\n"
-        "    pass\n"
-        "opts = set(pyfuse3.default_options) | {'fsname=xnatfs:test', 'subtype=xnatfs', 'ro'}\n"
-        "pyfuse3.init(Ops(), sys.argv[1], opts)\n"
-        "print('up', flush=True)\n"
-        "trio.run(pyfuse3.main)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(mnt)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "up"
-        proc.kill()
-        proc.wait(timeout=30)
-        with pytest.raises(OSError) as dead:
-            os.stat(mnt)
-        assert dead.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
-        assert clear_stale_mount(mnt) is True
-        assert os.stat(mnt).st_ino != 0
-        assert not any(e.mountpoint == str(mnt) for e in parse_mountinfo(_mountinfo()))
-        assert clear_stale_mount(mnt) is False
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-        subprocess.run(["fusermount3", "-u", "-z", str(mnt)], capture_output=True, check=False)
-
-
-def _mountinfo() -> str:
-    return Path("/proc/self/mountinfo").read_text()
 
 
 # --- install -------------------------------------------------------------------------------------

@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 import resource
-from pathlib import Path
 
-import pytest
-
-from xnatfs.app.mount import _first_xnatfs_error, check_mountpoint, fuse_options, raise_fd_limit
+from xnatfs.app.mount import _first_xnatfs_error, fuse_options, raise_fd_limit
 from xnatfs.config import build_config
 from xnatfs.errors import ConfigError, Unavailable
-
-
-def test_unusable_mount_points_are_refused_with_a_reason(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        check_mountpoint(tmp_path / "missing")
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="not a directory"):
-        check_mountpoint(tmp_path / "file")
-    with pytest.raises(ConfigError, match="already a mount point"):
-        check_mountpoint("/proc")
-    check_mountpoint(tmp_path)  # an ordinary directory is fine
 
 
 def test_fuse_options_are_read_only_and_named() -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +19,7 @@ from typing import Any
 
 from xnatfs import __version__
 from xnatfs.app.mountopts import translate_options
+from xnatfs.app.mounts import unmount
 from xnatfs.config import (
     COMMAND_LINE,
     CONFIG,
@@ -208,15 +209,14 @@ def _mount_in_background(args: argparse.Namespace, cfg: MountConfig) -> int:
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
-    tool = shutil.which("fusermount3") or shutil.which("fusermount")
-    if tool is None:
-        raise ConfigError("fusermount3 not found (install the fuse3 package)")
-    command = [tool, "-u", *(["-z"] if args.lazy else []), args.mountpoint]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
+    """`xnatfs umount [--lazy] MOUNTPOINT`: fusermount's complaint and a hint on failure."""
+    try:
+        unmount(args.mountpoint, lazy=args.lazy)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise ConfigError(exc.strerror or str(exc)) from None
         hint = "" if args.lazy else " (busy? close files there, or use --lazy)"
-        print(f"xnatfs: {detail}{hint}", file=sys.stderr)
+        print(f"xnatfs: {exc.strerror}{hint}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

@@ -10,20 +10,17 @@ installed under that name (`install_helper`, or `ln -s "$(command -v mount.fuse.
 
 with `rw` in OPTIONS unless `ro` was given, with `x-*` and `noauto` already removed, and with
 `user` expanded to `user,noexec,nosuid,nodev`. The helper turns OPTIONS into `xnatfs mount`
-options (`xnatfs.app.mountopts`: generic mount options dropped, unknown ones refused),
-clears a dead xnatfs mount left at MOUNTPOINT by a crash, and execs `xnatfs mount` (background
-mode), which returns only once the mount answers or has failed: mount(8) and systemd mount
-units see the real outcome.
+options (`xnatfs.app.mountopts`: generic mount options dropped, unknown ones refused), insists
+on absolute paths and on background mode, clears a dead xnatfs mount left at MOUNTPOINT by a
+crash (`xnatfs.app.mounts`), and execs `xnatfs mount`, which returns only once the mount
+answers or has failed: mount(8) and systemd mount units see the real outcome.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import logging
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,13 +28,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from xnatfs.app.mountopts import Translation, translate_options
+from xnatfs.app.mounts import FSTYPE, clear_stale_mount
 from xnatfs.config import normalize_url
 from xnatfs.errors import ConfigError
 
-log = logging.getLogger(__name__)
-
 PROG = "mount.fuse.xnatfs"
-FSTYPE = "fuse.xnatfs"
 USAGE = f"usage: {PROG} URL MOUNTPOINT [-o OPTION[,OPTION...]] [-s] [-n] [-v] [-f]"
 
 
@@ -105,105 +100,6 @@ def build_command(args: HelperArgs, translation: Translation) -> list[str]:
     url = normalize_url(args.source)
     mountpoint = os.path.abspath(args.mountpoint)
     return [sys.executable, "-m", "xnatfs", "mount", url, mountpoint, *translation.args]
-
-
-# --- stale mounts ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    mountpoint: str
-    fstype: str
-    source: str
-
-
-def _unescape(field_: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as `\\ooo` octal."""
-    out: list[str] = []
-    i = 0
-    while i < len(field_):
-        chunk = field_[i : i + 4]
-        if len(chunk) == 4 and chunk[0] == "\\" and chunk[1:].isdigit():
-            out.append(chr(int(chunk[1:], 8)))
-            i += 4
-        else:
-            out.append(field_[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """The entries of /proc/self/mountinfo (see proc(5)): mount point, fs type, source."""
-    entries = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if sep < 5 or len(fields) < sep + 3:
-            continue
-        entries.append(
-            MountEntry(
-                mountpoint=_unescape(fields[4]),
-                fstype=fields[sep + 1],
-                source=_unescape(fields[sep + 2]),
-            )
-        )
-    return entries
-
-
-def _is_dead(path: str) -> bool:
-    """True when the FUSE process behind `path` is gone.
-
-    `statvfs` comes first because the kernel always forwards it to the process, while a `stat`
-    of the mount's root may be answered from cached attributes even after the process died.
-    ENOTCONN is the usual answer; ECONNABORTED when the kernel saw the connection aborted.
-    """
-    for probe in (os.statvfs, os.stat):
-        try:
-            probe(path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
-                return True
-    return False
-
-
-def fusermount_command() -> str | None:
-    """`fusermount3`, else `fusermount`; also looks in /usr/bin and /bin (PATH varies in units)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin", "/bin"])
-    for name in ("fusermount3", "fusermount"):
-        found = shutil.which(name, path=search)
-        if found:
-            return found
-    return None
-
-
-def clear_stale_mount(mountpoint: Path, *, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
-    """Detach a dead xnatfs mount (its process gone: requests fail with ENOTCONN) at `mountpoint`.
-
-    A crashed or killed xnatfs leaves its mount in the table, and a new mount on top would
-    hide nothing but confuse everyone, so both the helper and `xnatfs mount` call this first.
-    Only `fuse.xnatfs` mounts that no longer answer are touched; a live mount is left alone.
-    Returns True when a stale mount was cleared. Raises OSError when `fusermount3 -uz` fails.
-    """
-    target = os.path.abspath(mountpoint)
-    try:
-        entries = parse_mountinfo(mountinfo.read_text())
-    except OSError:
-        return False
-    stale = [e for e in entries if e.mountpoint == target and e.fstype == FSTYPE]
-    if not stale or not _is_dead(target):
-        return False
-    tool = fusermount_command()
-    if tool is None:
-        raise OSError(errno.ENOENT, "fusermount3 not found; cannot clear the stale mount", target)
-    proc = subprocess.run([tool, "-u", "-z", target], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise OSError(
-            errno.EBUSY, f"{tool} -uz failed: {proc.stderr.strip() or proc.returncode}", target
-        )
-    log.warning("cleared a stale xnatfs mount at %s (its process had ended)", target)
-    return True
 
 
 # --- install --------------------------------------------------------------------------------

@@ -16,13 +16,12 @@ import resource
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pyfuse3
 import trio
 
 from xnatfs.app import systemd
-from xnatfs.app.fstab import clear_stale_mount
+from xnatfs.app.mounts import check_mountpoint
 from xnatfs.cache.disk import DiskCache
 from xnatfs.config import MountConfig
 from xnatfs.data.downloads import Downloads
@@ -40,35 +39,6 @@ from xnatfs.xnat.client import XnatClient
 log = logging.getLogger(__name__)
 
 ReadyCallback = Callable[[str | None], None]
-
-
-def check_mountpoint(path: os.PathLike[str] | str) -> None:
-    """Refuse a mount point that cannot be used, with a one-line reason."""
-    p = os.fspath(path)
-    try:
-        # A crashed or killed mount leaves a dead entry behind; a restart must not trip on it.
-        clear_stale_mount(Path(p))
-    except OSError as exc:
-        raise ConfigError(
-            f"mount point {p} is a dead mount that could not be cleared ({exc}); "
-            f"try: xnatfs umount --lazy {p}"
-        ) from None
-    try:
-        os.stat(p)
-    except FileNotFoundError:
-        raise ConfigError(f"mount point {p} does not exist") from None
-    except OSError as exc:
-        if exc.errno == 107:  # ENOTCONN: a dead FUSE mount left behind by a crash
-            raise ConfigError(
-                f"mount point {p} is a dead mount; clear it with: xnatfs umount --lazy {p}"
-            ) from None
-        raise ConfigError(f"mount point {p}: {exc.strerror}") from None
-    if not os.path.isdir(p):
-        raise ConfigError(f"mount point {p} is not a directory")
-    if os.path.ismount(p):
-        raise ConfigError(f"{p} is already a mount point")
-    if not os.access(p, os.W_OK) and os.getuid() != 0:
-        raise ConfigError(f"mount point {p} is not writable by you (FUSE needs that)")
 
 
 def raise_fd_limit(wanted: int = 65536) -> int:
