@@ -38,7 +38,7 @@ from xnatfs.xnat.client import XnatClient
 
 log = logging.getLogger(__name__)
 
-ReadyCallback = Callable[[str | None], None]
+ReadyCallback = Callable[[], None]
 
 
 def raise_fd_limit(wanted: int = 65536) -> int:
@@ -59,6 +59,7 @@ def raise_fd_limit(wanted: int = 65536) -> int:
 
 
 def fuse_options(cfg: MountConfig) -> set[str]:
+    """The FUSE mount options of a mount of `cfg`: read-only, named xnatfs, `allow_other`."""
     options = set(pyfuse3.default_options)
     options |= {"ro", "fsname=xnatfs", "subtype=xnatfs"}
     if cfg.allow_other:
@@ -84,8 +85,9 @@ def run(
 ) -> int:
     """Mount and serve until unmounted. Returns the exit status.
 
-    Errors found before the mount is live (server, credentials, mount point, cache directory)
-    are raised as `XnatfsError`s with one-line messages, and nothing is left mounted.
+    `ready` is called once the mount answers requests (after systemd's `READY=1`). Errors
+    found before the mount is live (server, credentials, mount point, cache directory) are
+    raised as `XnatfsError`s with one-line messages, and nothing is left mounted.
     """
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -96,7 +98,7 @@ def run(
         client.check()
         cache = DiskCache(cfg.effective_cache_dir, cfg.cache_size)
         try:
-            return trio.run(_serve, cfg, client, cache, fd_limit, ready or (lambda _msg: None))
+            return trio.run(_serve, cfg, client, cache, fd_limit, ready or (lambda: None))
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
             # refused by the kernel, say) must still reach them as one line.
@@ -183,7 +185,7 @@ async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallb
     await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
     log.info("mounted %s on %s", cfg.url, cfg.mountpoint)
     systemd.notify("READY=1")
-    ready(None)
+    ready()
 
 
 async def _watch_signals(listings: Listings) -> None:
