@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from xnatfs.config import (
     COMMAND_LINE,
     MOUNT_OPTIONS,
     Origin,
+    Tunables,
     build_config,
     config_file,
     default_cache_root,
@@ -192,3 +194,25 @@ def test_build_config_parses_as_the_command_line() -> None:
     assert (cfg.url, cfg.cache_size, cfg.debug, cfg.uid) == ("https://x.org", 1024, True, 7)
     with pytest.raises(ConfigError, match="^command-line option max_connections: must be"):
         build_config("https://x.org", "/m", {"max_connections": "0"})
+
+
+# --- Tunables ------------------------------------------------------------------------------------
+
+
+def test_tunables_derive_prefetch_limits_from_the_mount() -> None:
+    small = build_config("https://x.org", "/m", {"cache_size": "100M", "max_connections": "1"})
+    t = Tunables.for_mount(small, fd_limit=1024)
+    assert t.prefetch_max_bytes == 50 * 1024**2  # half the cache
+    assert t.prefetch_max_files == 256  # a quarter of the descriptors
+    assert t.prefetch_parallel == 1
+    big = build_config("https://x.org", "/m", {"cache_size": "1T", "max_connections": "16"})
+    t = Tunables.for_mount(big, fd_limit=20)
+    assert t.prefetch_max_bytes == 2 * 1024**3  # never more than 2 GiB
+    assert t.prefetch_max_files == 16  # at least 16
+    assert t.prefetch_parallel == 8
+    others = {f.name for f in dataclasses.fields(Tunables)} - {
+        "prefetch_max_bytes",
+        "prefetch_max_files",
+        "prefetch_parallel",
+    }
+    assert all(getattr(t, name) == getattr(Tunables(), name) for name in others)

@@ -4,12 +4,13 @@ The command line (`--cache-size 10G`), mount options (`-o cache_size=10G`, fstab
 `mount.fuse.xnatfs` helper) and TOML files (`cache_size = "10G"`) all hand each value to
 `parse_option`, so a value is accepted or refused, with the same message, wherever it is
 written; the message names the place (an `Origin`). `build_config` turns parsed values into a
-`MountConfig`, the settings the composition root (`xnatfs.app.mount`) builds a mount from.
-This module does no I/O.
+`MountConfig`, the settings the composition root (`xnatfs.app.mount`) builds a mount from, and
+`Tunables` holds the internal sizes and intervals a mount uses. This module does no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -347,3 +348,38 @@ def build_config(url: str, mountpoint: str | Path, values: Mapping[str, Any]) ->
     """
     parsed = {canonical(k): parse_option(k, raw, COMMAND_LINE) for k, raw in values.items()}
     return MountConfig(url=normalize_url(url), mountpoint=Path(mountpoint), **parsed)
+
+
+@dataclass(frozen=True)
+class Tunables:
+    """The internal sizes and intervals of a mount: not options, but kept together here so they
+    are seen, tested and changed in one place. The defaults are those of the constructors they
+    are passed to; `for_mount` derives the ones that depend on the mount's options.
+    """
+
+    chunk_size: int = 256 * 1024  # bytes a download hands on at a time
+    listing_entries: int = 4096  # directory listings kept (for up to metadata_ttl)
+    disk_threads: int = 2  # worker threads that may fsync finished downloads at once
+    stats_interval: float = 5.0  # seconds between writes of the cache's stats.json
+    prefetch_window: float = 2.0  # seconds between two misses in a listing that start a prefetch
+    prefetch_lead: int = 4  # files ahead of a bulk download's position that it keeps
+    prefetch_max_bytes: int = 2 * 1024**3  # bytes one prefetch may claim
+    prefetch_max_files: int = 4096  # files one prefetch may claim (each holds a descriptor)
+    prefetch_max_file: int = 64 * 1024**2  # larger files are left to their own streamed GET
+    prefetch_parallel: int = 4  # single downloads at a time in `prefetch = parallel`
+
+    @classmethod
+    def for_mount(cls, cfg: MountConfig, fd_limit: int) -> Tunables:
+        """The tunables of a mount of `cfg` in a process allowed `fd_limit` open files.
+
+        A prefetch claims at most half the cache size (and never more than the default), at
+        most a quarter of `fd_limit` files (at least 16; each claimed file holds a descriptor),
+        and runs half of `max_connections` single downloads at a time (at least 1).
+        """
+        base = cls()
+        return dataclasses.replace(
+            base,
+            prefetch_max_bytes=min(base.prefetch_max_bytes, cfg.cache_size // 2),
+            prefetch_max_files=max(16, fd_limit // 4),
+            prefetch_parallel=max(1, cfg.max_connections // 2),
+        )

@@ -23,7 +23,7 @@ import trio
 from xnatfs.app import systemd
 from xnatfs.app.mounts import check_mountpoint
 from xnatfs.cache.disk import DiskCache
-from xnatfs.config import MountConfig
+from xnatfs.config import MountConfig, Tunables
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, XnatfsError
@@ -67,7 +67,10 @@ def fuse_options(cfg: MountConfig) -> set[str]:
     return options
 
 
-def build_client(cfg: MountConfig, credentials: Credentials | None) -> XnatClient:
+def build_client(
+    cfg: MountConfig, credentials: Credentials | None, tunables: Tunables
+) -> XnatClient:
+    """The XNAT client of a mount of `cfg` (no request is sent yet)."""
     return XnatClient(
         cfg.url,
         credentials,
@@ -75,6 +78,7 @@ def build_client(cfg: MountConfig, credentials: Credentials | None) -> XnatClien
         read_timeout=cfg.read_timeout,
         retries=cfg.retries,
         pool_size=cfg.max_connections,
+        chunk_size=tunables.chunk_size,
     )
 
 
@@ -91,14 +95,16 @@ def run(
     """
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    fd_limit = raise_fd_limit()
+    tunables = Tunables.for_mount(cfg, raise_fd_limit())
     check_mountpoint(cfg.mountpoint)
-    client = build_client(cfg, credentials)
+    client = build_client(cfg, credentials, tunables)
     try:
         client.check()
-        cache = DiskCache(cfg.effective_cache_dir, cfg.cache_size)
+        cache = DiskCache(
+            cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
+        )
         try:
-            return trio.run(_serve, cfg, client, cache, fd_limit, ready or (lambda: None))
+            return trio.run(_serve, cfg, tunables, client, cache, ready or (lambda: None))
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
             # refused by the kernel, say) must still reach them as one line.
@@ -113,10 +119,14 @@ def run(
 
 
 async def _serve(
-    cfg: MountConfig, client: XnatClient, cache: DiskCache, fd_limit: int, ready: ReadyCallback
+    cfg: MountConfig,
+    tunables: Tunables,
+    client: XnatClient,
+    cache: DiskCache,
+    ready: ReadyCallback,
 ) -> int:
-    remote = AsyncXnat(client, cfg.max_connections)
-    listings = Listings(remote, cfg.metadata_ttl)
+    remote = AsyncXnat(client, cfg.max_connections, disk_threads=tunables.disk_threads)
+    listings = Listings(remote, cfg.metadata_ttl, max_listings=tunables.listing_entries)
     root_mtime = await _root_mtime(listings)
     clean = False
     async with trio.open_nursery() as nursery:
@@ -125,9 +135,12 @@ async def _serve(
             listings.rows,
             nursery,
             mode=cfg.prefetch,
-            max_bytes=min(2 * 1024**3, cfg.cache_size // 2),
-            max_files=max(16, fd_limit // 4),
-            parallel=max(1, cfg.max_connections // 2),
+            window=tunables.prefetch_window,
+            lead=tunables.prefetch_lead,
+            max_bytes=tunables.prefetch_max_bytes,
+            max_file=tunables.prefetch_max_file,
+            max_files=tunables.prefetch_max_files,
+            parallel=tunables.prefetch_parallel,
         )
         data = Downloads(remote, cache, nursery, on_miss=prefetcher.note_miss)
         prefetcher.bind(data)
