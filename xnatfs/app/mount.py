@@ -21,7 +21,7 @@ import pyfuse3
 import trio
 
 from xnatfs.app import systemd
-from xnatfs.app.mounts import check_mountpoint
+from xnatfs.app.mounts import DEAD_ERRNOS, check_mountpoint
 from xnatfs.cache.disk import DiskCache
 from xnatfs.config import MountConfig, Tunables
 from xnatfs.data.downloads import Downloads
@@ -195,7 +195,15 @@ async def _root_mtime(listings: Listings) -> int:
 async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallback) -> None:
     # A stat of the mount point goes through the kernel to our own request loop: when it
     # returns, the mount answers requests, and only then is it announced.
-    await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+    try:
+        await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+    except OSError as exc:
+        if exc.errno not in DEAD_ERRNOS:
+            raise
+        # Unmounted (a signal, fusermount -u) before our own request got through: the mount
+        # is ending, and there is nothing to announce.
+        log.debug("unmounted before it was announced: %s", exc)
+        return
     log.info("mounted %s on %s", cfg.url, cfg.mountpoint)
     systemd.notify("READY=1")
     ready()
