@@ -32,6 +32,22 @@ def interrupt(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
     return proc.returncode, out.decode(errors="replace")
 
 
+def test_serve_only_prints_where_and_stops_on_ctrl_c() -> None:
+    proc = start_demo("--serve-only")
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(b"demo XNAT:   http://127.0.0.1:")
+        for line in proc.stdout:  # ends at EOF should the demo die
+            if b"serving until Ctrl-C" in line:
+                break
+        code, _ = interrupt(proc)
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 @pytest.mark.fuse
 def test_demo_mounts_until_ctrl_c(tmp_path: Path) -> None:
     require_fuse()

@@ -20,6 +20,8 @@ from xnatfs.config import build_config, default_cache_root
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, build_demo_site
 from xnatfs.xnat.auth import Credentials
 
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
 
 def run(
     mountpoint: str | None,
@@ -34,6 +36,10 @@ def run(
     SIGTERM; with `serve_only`, only serve. Prints where, and how to log in. Returns the exit
     status; raises what `build_config` and `xnatfs.app.mount.run` raise.
     """
+    if serve_only:
+        # sigwait below is only reliable for blocked signals, and blocked before the server's
+        # threads start (they inherit the mask), no thread but that call takes a Ctrl-C.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     server = DemoServer(build_demo_site(), port=port)
     server.faults.latency = latency
     server.start()
@@ -42,8 +48,7 @@ def run(
         print(f"credentials: user {DEMO_USER!r}, password {DEMO_PASSWORD!r}")
         if serve_only:
             print("serving until Ctrl-C", flush=True)
-            with contextlib.suppress(KeyboardInterrupt):
-                signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            signal.sigwait(_STOP_SIGNALS)
             return 0
         options = dict(values)
         options.setdefault("cache_dir", str(default_cache_root() / "demo"))
