@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from xnatfs.config import (
+    COMMAND_LINE,
+    MOUNT_OPTIONS,
+    Origin,
+    Tunables,
     build_config,
+    config_file,
     default_cache_root,
     normalize_url,
+    parse_option,
     parse_size,
     server_dir_name,
 )
@@ -65,3 +75,144 @@ def test_each_server_gets_its_own_cache_directory(monkeypatch: pytest.MonkeyPatc
     assert server_dir_name("https://xnat.org/xnat") == "https_xnat.org_xnat"
     chosen = build_config("https://x.org", "/m", {"cache_dir": "/mine"}).effective_cache_dir
     assert chosen == Path("/mine")
+
+
+# --- parse_option: the one parser of every place options are written in -----------------------
+
+SITE = config_file("/etc/xnatfs/site.toml")
+
+
+def test_a_value_is_parsed_whatever_the_spelling_of_its_key() -> None:
+    assert parse_option("cache-size", "1G", MOUNT_OPTIONS) == 1024**3
+    assert parse_option("cache_size", 5, SITE) == 5
+    assert parse_option("metadata_ttl", 1.5, SITE) == 1.5
+    assert parse_option("netrc", "/n", COMMAND_LINE) == Path("/n")
+
+
+def test_a_switch_without_a_value_is_on_anything_else_needs_one() -> None:
+    assert parse_option("allow_other", None, MOUNT_OPTIONS) is True
+    assert parse_option("allow_other", "no", MOUNT_OPTIONS) is False
+    with pytest.raises(ConfigError, match=r"^mount option 'cache_size' needs a value$"):
+        parse_option("cache_size", None, MOUNT_OPTIONS)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "message"),
+    [
+        ("cache_size", True, "key cache_size must be an integer or a string, not a boolean"),
+        ("allow_other", 1, "key allow_other must be a boolean or a string, not an integer"),
+        ("user", 42, "key user must be a string, not an integer"),
+        ("url", 1, "key url must be a string, not an integer"),
+        ("retries", [1], "key retries must be an integer or a string, not an array"),
+    ],
+)
+def test_toml_types_are_checked(key: str, raw: object, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_option(key, raw, SITE)
+    assert str(err.value) == f"/etc/xnatfs/site.toml: {message}"
+
+
+def test_unknown_keys_list_what_that_place_knows() -> None:
+    with pytest.raises(ConfigError, match=r"^unknown mount option 'nope' \(known: config, "):
+        parse_option("nope", "1", MOUNT_OPTIONS)
+    with pytest.raises(ConfigError, match=r"site.toml: unknown key 'nope' \(known: url, mount"):
+        parse_option("nope", "1", SITE)
+    with pytest.raises(ConfigError, match="unknown command-line option 'config'"):
+        parse_option("config", "/c.toml", COMMAND_LINE)  # only -o spells it as an option
+
+
+@pytest.mark.parametrize("key", ["password", "Pass", "alias-token", "--password", "API_KEY"])
+@pytest.mark.parametrize("origin", [COMMAND_LINE, MOUNT_OPTIONS, SITE])
+def test_password_keys_are_refused_everywhere(key: str, origin: Origin) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_option(key, "hunter22", origin)
+    message = str(err.value)
+    assert f"{origin.term} {key!r} is not allowed" in message
+    assert "password_file" in message and "LoadCredential" in message
+    assert "hunter22" not in message
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    return path
+
+
+def via_argv(tmp_path: Path) -> str:
+    return run_cli(["mount", "https://x.org", str(tmp_path), "--cache-size", "lots"])
+
+
+def via_o(tmp_path: Path) -> str:
+    return run_cli(["mount", "https://x.org", str(tmp_path), "-o", "ro,cache_size=lots"])
+
+
+def via_toml(tmp_path: Path) -> str:
+    path = write_toml(
+        tmp_path, f'url = "https://x.org"\nmountpoint = "{tmp_path}"\ncache_size = "lots"\n'
+    )
+    return run_cli(["mount", "--config", str(path)])
+
+
+def via_helper(tmp_path: Path) -> str:
+    return run_helper(["https://x.org", str(tmp_path), "-o", "ro,cache_size=lots"])
+
+
+def run_cli(argv: list[str]) -> str:
+    from xnatfs.app import cli
+
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert cli.main(argv) == cli.EXIT_USAGE
+    return err.getvalue()
+
+
+def run_helper(argv: list[str]) -> str:
+    from xnatfs.app import fstab
+
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert fstab.main(argv) == 1
+    return err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("source", "prefix"),
+    [
+        (via_argv, "xnatfs: command-line option cache_size: "),
+        (via_o, "xnatfs: mount option cache_size: "),
+        (via_toml, "xnatfs: {toml}: key cache_size: "),
+        (via_helper, "mount.fuse.xnatfs: mount option cache_size: "),
+    ],
+)
+def test_every_place_refuses_a_bad_value_with_the_same_message(
+    tmp_path: Path, source: Callable[[Path], str], prefix: str
+) -> None:
+    core = "not a size: 'lots' (use e.g. 500M, 10G)"
+    assert source(tmp_path) == prefix.format(toml=tmp_path / "site.toml") + core + "\n"
+
+
+def test_build_config_parses_as_the_command_line() -> None:
+    cfg = build_config("https://x.org/", "/m", {"cache-size": "1K", "debug": True, "uid": "7"})
+    assert (cfg.url, cfg.cache_size, cfg.debug, cfg.uid) == ("https://x.org", 1024, True, 7)
+    with pytest.raises(ConfigError, match="^command-line option max_connections: must be"):
+        build_config("https://x.org", "/m", {"max_connections": "0"})
+
+
+# --- Tunables ------------------------------------------------------------------------------------
+
+
+def test_tunables_derive_prefetch_limits_from_the_mount() -> None:
+    small = build_config("https://x.org", "/m", {"cache_size": "100M", "max_connections": "1"})
+    t = Tunables.for_mount(small, fd_limit=1024)
+    assert t.prefetch_max_bytes == 50 * 1024**2  # half the cache
+    assert t.prefetch_max_files == 256  # a quarter of the descriptors
+    assert t.prefetch_parallel == 1
+    big = build_config("https://x.org", "/m", {"cache_size": "1T", "max_connections": "16"})
+    t = Tunables.for_mount(big, fd_limit=20)
+    assert t.prefetch_max_bytes == 2 * 1024**3  # never more than 2 GiB
+    assert t.prefetch_max_files == 16  # at least 16
+    assert t.prefetch_parallel == 8
+    others = {f.name for f in dataclasses.fields(Tunables)} - {
+        "prefetch_max_bytes",
+        "prefetch_max_files",
+        "prefetch_parallel",
+    }
+    assert all(getattr(t, name) == getattr(Tunables(), name) for name in others)

@@ -1,7 +1,11 @@
-"""Mount options: one table that the command line, `-o key=value` and config files all read.
+"""Mount options: one table, and one parser that every place options are written in goes through.
 
-`MountConfig` is the settings object the composition root (`mount.py`) builds everything from.
-This module does no I/O beyond what `load_toml` is asked to read.
+The command line (`--cache-size 10G`), mount options (`-o cache_size=10G`, fstab lines, the
+`mount.fuse.xnatfs` helper) and TOML files (`cache_size = "10G"`) all hand each value to
+`parse_option`, so a value is accepted or refused, with the same message, wherever it is
+written; the message names the place (an `Origin`). `build_config` turns parsed values into a
+`MountConfig`, the settings the composition root (`xnatfs.app.mount`) builds a mount from, and
+`Tunables` holds the internal sizes and intervals a mount uses. This module does no I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +37,7 @@ def parse_size(text: str | int) -> int:
 
 
 def parse_seconds(text: str | float | int) -> float:
+    """`90.5`, `"60"` -> seconds as a float; negative values are refused."""
     try:
         value = float(text)
     except (TypeError, ValueError):
@@ -43,6 +48,7 @@ def parse_seconds(text: str | float | int) -> float:
 
 
 def parse_positive_int(text: str | int) -> int:
+    """`"8"`, `8` -> 8; less than 1 is refused."""
     try:
         value = int(text)
     except (TypeError, ValueError):
@@ -53,6 +59,7 @@ def parse_positive_int(text: str | int) -> int:
 
 
 def parse_id(text: str | int) -> int:
+    """A whole number that is not negative (user and group ids, counts that may be 0)."""
     try:
         value = int(text)
     except (TypeError, ValueError):
@@ -63,6 +70,7 @@ def parse_id(text: str | int) -> int:
 
 
 def parse_bool(text: str | bool) -> bool:
+    """`true`/`yes`/`on`/`1` (or nothing: a bare switch) and `false`/`no`/`off`/`0`."""
     if isinstance(text, bool):
         return text
     low = str(text).strip().lower()
@@ -74,6 +82,7 @@ def parse_bool(text: str | bool) -> bool:
 
 
 def parse_prefetch(text: str) -> str:
+    """One of `PREFETCH_MODES`, as written."""
     if text not in PREFETCH_MODES:
         raise ConfigError(f"prefetch must be one of {', '.join(PREFETCH_MODES)}: {text!r}")
     return text
@@ -128,14 +137,39 @@ def normalize_url(url: str) -> str:
     return f"{parts.scheme}://{netloc}{path}"
 
 
+_PARSER_TYPES: dict[Callable[[Any], Any], tuple[type, ...]] = {
+    parse_bool: (bool, str),
+    parse_seconds: (int, float, str),
+    parse_size: (int, str),
+    parse_positive_int: (int, str),
+    parse_id: (int, str),
+}
+
+
 @dataclass(frozen=True)
 class OptionSpec:
-    """One mount option, named as in TOML and `-o` (`--name-with-dashes` on the command line)."""
+    """One key a place of options may hold, named as in TOML and `-o` (`--name-with-dashes` on
+    the command line).
+
+    `parse` turns a value as written into the value used, raising ConfigError (or TypeError,
+    ValueError) for a bad one; `flag` marks a switch, which takes no value on the command line
+    and may stand bare in `-o`.
+    """
 
     name: str
     parse: Callable[[Any], Any]
     help: str
-    flag: bool = False  # a switch without a value on the command line
+    flag: bool = False
+
+    @property
+    def types(self) -> tuple[type, ...]:
+        """The value types `parse` takes (strings always; TOML also has booleans and numbers)."""
+        return _PARSER_TYPES.get(self.parse, (str,))
+
+    @property
+    def is_path(self) -> bool:
+        """Whether the value is a file-system path (made absolute where it is read)."""
+        return self.parse is Path
 
 
 OPTIONS: tuple[OptionSpec, ...] = (
@@ -156,11 +190,127 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("read_timeout", parse_seconds, "seconds to wait for the next byte (default 30)"),
     OptionSpec("retries", parse_id, "attempts after a failed request (default 4)"),
 )
-OPTION_NAMES = frozenset(o.name for o in OPTIONS)
+
+# Keys that are not mount options but that some places hold as well.
+URL = OptionSpec("url", str, "XNAT base URL (may include a context path)")
+MOUNTPOINT = OptionSpec("mountpoint", Path, "an empty directory")
+CONFIG = OptionSpec("config", Path, "TOML file with url, mountpoint and options")
+
+# Keys that would put a secret where others can read it: command lines and mount options are
+# visible in ps, and config files are often world-readable.
+SECRET_KEYS = frozenset(
+    {"password", "passwd", "pass", "secret", "token", "alias_token", "api_key", "apikey"}
+)
+
+_BY_NAME: dict[str, OptionSpec] = {o.name: o for o in OPTIONS}
+
+_TYPE_NAMES: dict[type, str] = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A place options are written in, as error messages name it.
+
+    `term` is what a key is called there ("key" in a TOML file, "mount option" in `-o`);
+    `file`, when the place is a file, starts every message; `keys` are what the place holds
+    besides `OPTIONS` (a TOML file's `url` and `mountpoint`, `-o config=`).
+    """
+
+    term: str
+    file: str | None = None
+    keys: tuple[OptionSpec, ...] = ()
+
+    def error(self, text: str) -> ConfigError:
+        """A ConfigError whose message starts with the file name, if any."""
+        return ConfigError(f"{self.file}: {text}" if self.file else text)
+
+
+COMMAND_LINE = Origin("command-line option")
+MOUNT_OPTIONS = Origin("mount option", keys=(CONFIG,))
+
+
+def config_file(path: str | os.PathLike[str]) -> Origin:
+    """The origin of the keys of the TOML file `path`."""
+    return Origin("key", os.fspath(path), keys=(URL, MOUNTPOINT))
+
+
+def canonical(key: str) -> str:
+    """`cache-size`, `cache_size` -> `cache_size`."""
+    return key.replace("-", "_")
+
+
+def option_spec(key: str, origin: Origin = COMMAND_LINE) -> OptionSpec | None:
+    """The spec of `key` (any spelling) among `OPTIONS` and `origin.keys`, or None."""
+    name = canonical(key)
+    return _BY_NAME.get(name) or next((k for k in origin.keys if k.name == name), None)
+
+
+def refuse_secret(key: str, origin: Origin) -> None:
+    """Raise ConfigError when `key` (any spelling, `--password` too) would hold a password; the
+    message points to where passwords go instead and never repeats a value."""
+    if canonical(key.lstrip("-")).lower() in SECRET_KEYS:
+        raise origin.error(
+            f"{origin.term} {key!r} is not allowed: passwords never go into command lines, mount "
+            "options or config files, which others can read (ps, world-readable files); use "
+            "password_file (a file of mode 0600), a netrc file, XNATFS_PASSWORD, or systemd "
+            "LoadCredential=xnatfs-password:/etc/xnatfs/NAME.password"
+        )
+
+
+def _check_type(key: str, raw: object, spec: OptionSpec, origin: Origin) -> None:
+    """Raise ConfigError unless `raw` is one of `spec.types` (a boolean is not a number)."""
+    # bool is an int in Python; `cache_size = true` is still the wrong type.
+    if not isinstance(raw, spec.types) or (isinstance(raw, bool) and bool not in spec.types):
+        wanted = " or ".join(_TYPE_NAMES[t] for t in spec.types)
+        got = _TYPE_NAMES.get(type(raw), type(raw).__name__)
+        raise origin.error(f"{origin.term} {key} must be {wanted}, not {got}")
+
+
+def parse_option(key: str, raw: object, origin: Origin) -> Any:
+    """Parse the value `raw` of option `key` as written in `origin`; return the value to use.
+
+    `key` may be spelt with dashes or underscores (`cache-size`, `cache_size`) and is named in
+    messages as written. `raw` is a string (command line, `-o`), a TOML value (str, int, float,
+    bool), or None for a key given without a value (`-o allow_other`): a switch is then on, any
+    other option refused. The keys of `origin.keys` are parsed the same way. A path comes back
+    as a `Path`, as written (making it absolute is the place's business).
+
+    Raises ConfigError, its message naming the key and the place (a TOML file's name, "mount
+    option", "command-line option"), for a password-like key, an unknown key (listing the
+    known ones), a missing value, a value of the wrong type, or a value the option refuses
+    (the parser's own message follows the key, e.g. `cache_size: not a size: 'lots'`).
+    """
+    refuse_secret(key, origin)
+    spec = option_spec(key, origin)
+    if spec is None:
+        known = ", ".join(k.name for k in (*origin.keys, *OPTIONS))
+        raise origin.error(f"unknown {origin.term} {key!r} (known: {known})")
+    if raw is None:
+        if spec.flag:
+            return True
+        raise origin.error(f"{origin.term} {key!r} needs a value")
+    _check_type(key, raw, spec, origin)
+    try:
+        return spec.parse(raw)
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise origin.error(f"{origin.term} {key}: {exc}") from None
 
 
 @dataclass(frozen=True)
 class MountConfig:
+    """Everything a mount is built from: the URL, the mount point and the parsed options.
+
+    Sizes are in bytes, times in seconds; None means "not given" (the documented default).
+    Build one with `build_config`, which parses and checks the values.
+    """
+
     url: str
     mountpoint: Path
     foreground: bool = False
@@ -179,7 +329,6 @@ class MountConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     retries: int = 4
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def effective_cache_dir(self) -> Path:
@@ -190,21 +339,47 @@ class MountConfig:
 
 
 def build_config(url: str, mountpoint: str | Path, values: Mapping[str, Any]) -> MountConfig:
-    """Parse raw option values (strings from argv, `-o` or TOML values) into a `MountConfig`.
+    """A `MountConfig` from `url`, `mountpoint` and option values as written (name -> value).
 
-    Unknown keys are an error that names the key.
+    Every value goes through `parse_option` as a command-line option: values merged in from a
+    TOML file or `-o` were parsed where they were read, with that place named, so only the
+    command line's own can fail here. Raises ConfigError for a bad value or URL
+    (`normalize_url`).
     """
-    parsed: dict[str, Any] = {}
-    by_name = {o.name: o for o in OPTIONS}
-    for key, raw in values.items():
-        spec = by_name.get(key)
-        if spec is None:
-            raise ConfigError(f"unknown option: {key}")
-        if raw is None:
-            continue
-        try:
-            parsed[key] = spec.parse(raw)
-        except ConfigError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
-    cfg = MountConfig(url=normalize_url(url), mountpoint=Path(mountpoint), **parsed)
-    return dataclasses.replace(cfg)
+    parsed = {canonical(k): parse_option(k, raw, COMMAND_LINE) for k, raw in values.items()}
+    return MountConfig(url=normalize_url(url), mountpoint=Path(mountpoint), **parsed)
+
+
+@dataclass(frozen=True)
+class Tunables:
+    """The internal sizes and intervals of a mount: not options, but kept together here so they
+    are seen, tested and changed in one place. The defaults are those of the constructors they
+    are passed to; `for_mount` derives the ones that depend on the mount's options.
+    """
+
+    chunk_size: int = 256 * 1024  # bytes a download hands on at a time
+    listing_bytes: int = 256 * 1024**2  # memory the cached listings may hold (estimated)
+    disk_threads: int = 2  # worker threads that may fsync finished downloads at once
+    stats_interval: float = 5.0  # seconds between writes of the cache's stats.json
+    prefetch_window: float = 2.0  # seconds between two misses in a listing that start a prefetch
+    prefetch_lead: int = 4  # files ahead of a bulk download's position that it keeps
+    prefetch_max_bytes: int = 2 * 1024**3  # bytes one prefetch may claim
+    prefetch_max_files: int = 4096  # files one prefetch may claim (each holds a descriptor)
+    prefetch_max_file: int = 64 * 1024**2  # larger files are left to their own streamed GET
+    prefetch_parallel: int = 4  # single downloads at a time in `prefetch = parallel`
+
+    @classmethod
+    def for_mount(cls, cfg: MountConfig, fd_limit: int) -> Tunables:
+        """The tunables of a mount of `cfg` in a process allowed `fd_limit` open files.
+
+        A prefetch claims at most half the cache size (and never more than the default), at
+        most a quarter of `fd_limit` files (at least 16; each claimed file holds a descriptor),
+        and runs half of `max_connections` single downloads at a time (at least 1).
+        """
+        base = cls()
+        return dataclasses.replace(
+            base,
+            prefetch_max_bytes=min(base.prefetch_max_bytes, cfg.cache_size // 2),
+            prefetch_max_files=max(16, fd_limit // 4),
+            prefetch_parallel=max(1, cfg.max_connections // 2),
+        )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xnatfs.app import cli
+from xnatfs.app import cli, mounts
 from xnatfs.errors import ConfigError
 
 
@@ -79,3 +79,63 @@ def test_a_url_first_is_the_mount_helper_command_line(capsys: pytest.CaptureFixt
     err = capsys.readouterr().err
     assert "xnatfs mount https://xnat.example.org /mnt/x --cache-size=1G" in err
     assert sys.executable in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mount", "https://x.org", "/m", "--password", "hunter22"],
+        ["mount", "https://x.org", "/m", "--token=hunter22"],
+        ["demo", "--pass", "hunter22"],
+    ],
+)
+def test_passwords_on_the_command_line_are_refused_unseen(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "is not allowed" in err and "password_file" in err
+    assert "hunter22" not in err
+
+
+def test_option_names_are_not_abbreviated() -> None:
+    # `--password-f` would once have been taken for --password-file, and `--passw` as well.
+    with pytest.raises(SystemExit):
+        config_of("mount", "https://x.org", "/m", "--cache-s", "1G")
+
+
+def fake_fusermount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / "fusermount3"
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+
+
+def test_umount_reports_fusermount_and_suggests_lazy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_fusermount(tmp_path, monkeypatch, 'echo "fusermount3: /m: busy" >&2\nexit 1\n')
+    assert cli.main(["umount", "/m"]) == cli.EXIT_FAILED
+    assert capsys.readouterr().err == (
+        "xnatfs: fusermount3: /m: busy (busy? close files there, or use --lazy)\n"
+    )
+    assert cli.main(["umount", "--lazy", "/m"]) == cli.EXIT_FAILED
+    assert capsys.readouterr().err == "xnatfs: fusermount3: /m: busy\n"
+
+
+def test_umount_succeeds_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_fusermount(tmp_path, monkeypatch, "exit 0\n")
+    assert cli.main(["umount", "/m"]) == 0
+    assert capsys.readouterr() == ("", "")
+
+
+def test_umount_without_fusermount_is_a_setup_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(mounts, "fusermount_command", lambda: None)
+    assert cli.main(["umount", "/m"]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == "xnatfs: fusermount3 not found (install the fuse3 package)\n"

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import resource
-from pathlib import Path
 
-import pytest
-
-from xnatfs.app.mount import _first_xnatfs_error, check_mountpoint, fuse_options, raise_fd_limit
-from xnatfs.config import build_config
+from xnatfs.app import mount
+from xnatfs.app.mount import _first_xnatfs_error, fuse_options, raise_fd_limit
+from xnatfs.cache.disk import DiskCache
+from xnatfs.config import Tunables, build_config
+from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, Unavailable
-
-
-def test_unusable_mount_points_are_refused_with_a_reason(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist"):
-        check_mountpoint(tmp_path / "missing")
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(ConfigError, match="not a directory"):
-        check_mountpoint(tmp_path / "file")
-    with pytest.raises(ConfigError, match="already a mount point"):
-        check_mountpoint("/proc")
-    check_mountpoint(tmp_path)  # an ordinary directory is fine
+from xnatfs.namespace.listings import Listings
+from xnatfs.remote import AsyncXnat
+from xnatfs.xnat.client import XnatClient
 
 
 def test_fuse_options_are_read_only_and_named() -> None:
@@ -48,3 +42,27 @@ def test_open_file_limit_is_raised_towards_the_hard_limit() -> None:
         assert got == (4096 if hard == resource.RLIM_INFINITY else min(4096, hard))
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_mount_passes_every_tunable_and_defaults_agree_with_the_constructors() -> None:
+    """Objects built without tunables (tests, benchmarks) behave as in a mount: the defaults of
+    their constructors are the defaults of `Tunables`."""
+    t = Tunables()
+    expected = {
+        (XnatClient, "chunk_size"): t.chunk_size,
+        (Listings, "max_bytes"): t.listing_bytes,
+        (AsyncXnat, "disk_threads"): t.disk_threads,
+        (DiskCache, "stats_interval"): t.stats_interval,
+        (Prefetcher, "window"): t.prefetch_window,
+        (Prefetcher, "lead"): t.prefetch_lead,
+        (Prefetcher, "max_bytes"): t.prefetch_max_bytes,
+        (Prefetcher, "max_files"): t.prefetch_max_files,
+        (Prefetcher, "max_file"): t.prefetch_max_file,
+        (Prefetcher, "parallel"): t.prefetch_parallel,
+    }
+    for (cls, name), value in expected.items():
+        assert inspect.signature(cls).parameters[name].default == value, (cls, name)
+    assert len(expected) == len(dataclasses.fields(Tunables)), "a new tunable needs a line here"
+    source = inspect.getsource(mount)
+    for field in dataclasses.fields(Tunables):
+        assert f"tunables.{field.name}" in source, f"{field.name} is not passed on"

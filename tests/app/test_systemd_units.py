@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from xnatfs.app.configfile import load_config_file
-from xnatfs.app.fstab import translate_options
+from xnatfs.app.mountopts import translate_options
 from xnatfs.config import build_config
 
 SYSTEMD_DIR = Path(__file__).resolve().parents[2] / "systemd"

@@ -536,9 +536,8 @@ def test_stats_are_persisted_at_close(root: Path) -> None:
     assert stat.S_IMODE((root / "stats.json").stat().st_mode) == 0o600
 
 
-def test_stats_are_saved_during_a_mount(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(filecache, "STATS_INTERVAL", 0.0)
-    with DiskCache(root, 1000) as cache:
+def test_stats_are_saved_during_a_mount(root: Path) -> None:
+    with DiskCache(root, 1000, stats_interval=0.0) as cache:
         k = put(cache, "/data/a", b"abc")
         read(cache, k)
         read(cache, k)

@@ -29,7 +29,8 @@ from typing import Any
 import pytest
 
 from tests.support.mounting import unmount, wait_for_mount
-from xnatfs.app.fstab import PROG, parse_mountinfo
+from xnatfs.app.fstab import PROG
+from xnatfs.app.mounts import parse_mountinfo
 
 pytestmark = [
     pytest.mark.fuse,

@@ -10,85 +10,30 @@ installed under that name (`install_helper`, or `ln -s "$(command -v mount.fuse.
 
 with `rw` in OPTIONS unless `ro` was given, with `x-*` and `noauto` already removed, and with
 `user` expanded to `user,noexec,nosuid,nodev`. The helper turns OPTIONS into `xnatfs mount`
-options, drops the generic mount options that are not ours, refuses unknown ones, clears a dead
-xnatfs mount left at MOUNTPOINT by a crash, and execs `xnatfs mount` (background mode), which
-returns only once the mount answers or has failed: mount(8) and systemd mount units see the
-real outcome.
+options (`xnatfs.app.mountopts`: generic mount options dropped, unknown ones refused), insists
+on absolute paths and on background mode, clears a dead xnatfs mount left at MOUNTPOINT by a
+crash (`xnatfs.app.mounts`), and execs `xnatfs mount`, which returns only once the mount
+answers or has failed: mount(8) and systemd mount units see the real outcome.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import logging
 import os
 import shutil
-import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from xnatfs.app.configfile import SECRET_KEYS
-from xnatfs.config import OPTIONS, OptionSpec, normalize_url, parse_bool
+from xnatfs.app.mountopts import Translation, translate_options
+from xnatfs.app.mounts import FSTYPE, clear_stale_mount
+from xnatfs.config import normalize_url
 from xnatfs.errors import ConfigError
 
-log = logging.getLogger(__name__)
-
 PROG = "mount.fuse.xnatfs"
-FSTYPE = "fuse.xnatfs"
 USAGE = f"usage: {PROG} URL MOUNTPOINT [-o OPTION[,OPTION...]] [-s] [-n] [-v] [-f]"
-
-# Generic mount(8)/fstab options that are not xnatfs options. A FUSE mount is always nodev and
-# nosuid, and xnatfs is read-only and shows no executable files, so none of these change
-# anything; they are accepted so ordinary fstab lines work.
-IGNORED_OPTIONS = frozenset(
-    {
-        "ro",
-        "_netdev",
-        "nofail",
-        "noauto",
-        "auto",
-        "user",
-        "users",
-        "nouser",
-        "owner",
-        "group",
-        "defaults",
-        "nodev",
-        "nosuid",
-        "noexec",
-        "exec",
-        "dev",
-        "suid",
-        "async",
-        "atime",
-        "noatime",
-        "relatime",
-        "norelatime",
-        "strictatime",
-        "nostrictatime",
-        "lazytime",
-        "nolazytime",
-        "diratime",
-        "nodiratime",
-    }
-)
-# Userspace-only options (systemd's `x-systemd.*`, `x-mount.*`, `comment=`): meant for other
-# programs, never for the filesystem.
-IGNORED_PREFIXES = ("x-", "X-", "comment=")
-
-_BY_NAME: dict[str, OptionSpec] = {o.name: o for o in OPTIONS}
-_PATH_OPTIONS = frozenset({"config"} | {o.name for o in OPTIONS if o.parse is Path})
-
-
-@dataclass(frozen=True)
-class Translation:
-    """`-o` options translated: `args` for `xnatfs mount`, `skipped` unknown options (with -s)."""
-
-    args: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,108 +46,6 @@ class HelperArgs:
     sloppy: bool = False
     verbose: bool = False
     fake: bool = False
-
-
-def split_options(text: str) -> list[str]:
-    """Split `a,b=c,d="x,y"` at commas outside double quotes (libmount's quoting); drop quotes."""
-    items: list[str] = []
-    current: list[str] = []
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    if quoted:
-        raise ConfigError(f"unbalanced quote in mount options: {text}")
-    items.append("".join(current))
-    return [item for item in (i.strip() for i in items) if item]
-
-
-def translate_options(
-    text: str, *, sloppy: bool = False, absolute_paths: bool = False
-) -> Translation:
-    """Translate mount options (`-o` text) into `xnatfs mount` options.
-
-    `cache_size=10G` or `cache-size=10G` -> `--cache-size=10G`; a flag (`allow_other`,
-    `allow_other=yes`) -> `--allow-other`, and `allow_other=no` -> nothing; `config=FILE` ->
-    `--config=FILE`. Values are checked with the option's own parser so mistakes fail here with
-    a clear message; they are passed on as written. With `absolute_paths` (the helper's case:
-    mount units have no working directory or HOME) path values must be absolute. The options
-    of `IGNORED_OPTIONS` and `x-*` are dropped.
-
-    Raises ConfigError for `rw` (xnatfs is read-only), password-like options, a missing or
-    refused value, and unknown options (unless `sloppy`, which skips them and lists them in
-    `skipped`).
-    """
-    args: list[str] = []
-    skipped: list[str] = []
-    for item in split_options(text):
-        raw_key, has_value, value = item.partition("=")
-        key = raw_key.replace("-", "_")
-        if item in IGNORED_OPTIONS or item.startswith(IGNORED_PREFIXES):
-            continue
-        if key == "rw":
-            raise ConfigError(
-                "xnatfs is read-only: add 'ro' to the mount options "
-                "(mount(8) passes 'rw' whenever 'ro' is not given)"
-            )
-        if key.lower() in SECRET_KEYS:
-            raise ConfigError(
-                f"option {raw_key!r} is not allowed: passwords must not appear in mount options "
-                "(every user can read them with ps); use password_file=/abs/path "
-                "(mode 0600), a netrc=/abs/path file, or a config file with password_file"
-            )
-        if key == "config":
-            spec: OptionSpec | None = None
-        else:
-            spec = _BY_NAME.get(key)
-            if spec is None:
-                if sloppy:
-                    skipped.append(item)
-                    continue
-                raise ConfigError(f"unknown mount option {raw_key!r} (known: {_known()})")
-        dashed = "--" + key.replace("_", "-")
-        if spec is not None and spec.flag:
-            if _flag_value(key, value if has_value else None):
-                args.append(dashed)
-            continue
-        if not has_value or not value:
-            raise ConfigError(f"mount option {raw_key!r} needs a value ({raw_key}=...)")
-        if absolute_paths and key in _PATH_OPTIONS and not value.startswith("/"):
-            raise ConfigError(
-                f"mount option {raw_key}: {value!r} must be an absolute path "
-                "(mount(8) and systemd mount units have no working directory or HOME)"
-            )
-        if spec is not None:
-            _check(spec.parse, key, value)
-        args.append(f"{dashed}={value}")
-    return Translation(args=args, skipped=skipped)
-
-
-def _flag_value(key: str, value: str | None) -> bool:
-    if value is None:
-        return True
-    try:
-        return parse_bool(value)
-    except ConfigError as exc:
-        raise ConfigError(f"mount option {key}: {exc}") from None
-
-
-def _check(parse: Callable[[Any], Any], key: str, value: str) -> None:
-    try:
-        parse(value)
-    except ConfigError as exc:
-        raise ConfigError(f"mount option {key}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"mount option {key}: {exc}") from None
-
-
-def _known() -> str:
-    return ", ".join(["config", *(o.name for o in OPTIONS)])
 
 
 def parse_argv(argv: Sequence[str]) -> HelperArgs:
@@ -257,105 +100,6 @@ def build_command(args: HelperArgs, translation: Translation) -> list[str]:
     url = normalize_url(args.source)
     mountpoint = os.path.abspath(args.mountpoint)
     return [sys.executable, "-m", "xnatfs", "mount", url, mountpoint, *translation.args]
-
-
-# --- stale mounts ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MountEntry:
-    mountpoint: str
-    fstype: str
-    source: str
-
-
-def _unescape(field_: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as `\\ooo` octal."""
-    out: list[str] = []
-    i = 0
-    while i < len(field_):
-        chunk = field_[i : i + 4]
-        if len(chunk) == 4 and chunk[0] == "\\" and chunk[1:].isdigit():
-            out.append(chr(int(chunk[1:], 8)))
-            i += 4
-        else:
-            out.append(field_[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """The entries of /proc/self/mountinfo (see proc(5)): mount point, fs type, source."""
-    entries = []
-    for line in text.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        sep = fields.index("-")
-        if sep < 5 or len(fields) < sep + 3:
-            continue
-        entries.append(
-            MountEntry(
-                mountpoint=_unescape(fields[4]),
-                fstype=fields[sep + 1],
-                source=_unescape(fields[sep + 2]),
-            )
-        )
-    return entries
-
-
-def _is_dead(path: str) -> bool:
-    """True when the FUSE process behind `path` is gone.
-
-    `statvfs` comes first because the kernel always forwards it to the process, while a `stat`
-    of the mount's root may be answered from cached attributes even after the process died.
-    ENOTCONN is the usual answer; ECONNABORTED when the kernel saw the connection aborted.
-    """
-    for probe in (os.statvfs, os.stat):
-        try:
-            probe(path)
-        except OSError as exc:
-            if exc.errno in (errno.ENOTCONN, errno.ECONNABORTED):
-                return True
-    return False
-
-
-def fusermount_command() -> str | None:
-    """`fusermount3`, else `fusermount`; also looks in /usr/bin and /bin (PATH varies in units)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/bin", "/bin"])
-    for name in ("fusermount3", "fusermount"):
-        found = shutil.which(name, path=search)
-        if found:
-            return found
-    return None
-
-
-def clear_stale_mount(mountpoint: Path, *, mountinfo: Path = Path("/proc/self/mountinfo")) -> bool:
-    """Detach a dead xnatfs mount (its process gone: requests fail with ENOTCONN) at `mountpoint`.
-
-    A crashed or killed xnatfs leaves its mount in the table, and a new mount on top would
-    hide nothing but confuse everyone, so both the helper and `xnatfs mount` call this first.
-    Only `fuse.xnatfs` mounts that no longer answer are touched; a live mount is left alone.
-    Returns True when a stale mount was cleared. Raises OSError when `fusermount3 -uz` fails.
-    """
-    target = os.path.abspath(mountpoint)
-    try:
-        entries = parse_mountinfo(mountinfo.read_text())
-    except OSError:
-        return False
-    stale = [e for e in entries if e.mountpoint == target and e.fstype == FSTYPE]
-    if not stale or not _is_dead(target):
-        return False
-    tool = fusermount_command()
-    if tool is None:
-        raise OSError(errno.ENOENT, "fusermount3 not found; cannot clear the stale mount", target)
-    proc = subprocess.run([tool, "-u", "-z", target], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise OSError(
-            errno.EBUSY, f"{tool} -uz failed: {proc.stderr.strip() or proc.returncode}", target
-        )
-    log.warning("cleared a stale xnatfs mount at %s (its process had ended)", target)
-    return True
 
 
 # --- install --------------------------------------------------------------------------------

@@ -15,15 +15,14 @@ import os
 import resource
 import signal
 from collections.abc import Callable
-from pathlib import Path
 
 import pyfuse3
 import trio
 
 from xnatfs.app import systemd
-from xnatfs.app.fstab import clear_stale_mount
+from xnatfs.app.mounts import DEAD_ERRNOS, check_mountpoint
 from xnatfs.cache.disk import DiskCache
-from xnatfs.config import MountConfig
+from xnatfs.config import MountConfig, Tunables
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, XnatfsError
@@ -38,36 +37,7 @@ from xnatfs.xnat.client import XnatClient
 
 log = logging.getLogger(__name__)
 
-ReadyCallback = Callable[[str | None], None]
-
-
-def check_mountpoint(path: os.PathLike[str] | str) -> None:
-    """Refuse a mount point that cannot be used, with a one-line reason."""
-    p = os.fspath(path)
-    try:
-        # A crashed or killed mount leaves a dead entry behind; a restart must not trip on it.
-        clear_stale_mount(Path(p))
-    except OSError as exc:
-        raise ConfigError(
-            f"mount point {p} is a dead mount that could not be cleared ({exc}); "
-            f"try: xnatfs umount --lazy {p}"
-        ) from None
-    try:
-        os.stat(p)
-    except FileNotFoundError:
-        raise ConfigError(f"mount point {p} does not exist") from None
-    except OSError as exc:
-        if exc.errno == 107:  # ENOTCONN: a dead FUSE mount left behind by a crash
-            raise ConfigError(
-                f"mount point {p} is a dead mount; clear it with: xnatfs umount --lazy {p}"
-            ) from None
-        raise ConfigError(f"mount point {p}: {exc.strerror}") from None
-    if not os.path.isdir(p):
-        raise ConfigError(f"mount point {p} is not a directory")
-    if os.path.ismount(p):
-        raise ConfigError(f"{p} is already a mount point")
-    if not os.access(p, os.W_OK) and os.getuid() != 0:
-        raise ConfigError(f"mount point {p} is not writable by you (FUSE needs that)")
+ReadyCallback = Callable[[], None]
 
 
 def raise_fd_limit(wanted: int = 65536) -> int:
@@ -88,6 +58,7 @@ def raise_fd_limit(wanted: int = 65536) -> int:
 
 
 def fuse_options(cfg: MountConfig) -> set[str]:
+    """The FUSE mount options of a mount of `cfg`: read-only, named xnatfs, `allow_other`."""
     options = set(pyfuse3.default_options)
     options |= {"ro", "fsname=xnatfs", "subtype=xnatfs"}
     if cfg.allow_other:
@@ -95,7 +66,10 @@ def fuse_options(cfg: MountConfig) -> set[str]:
     return options
 
 
-def build_client(cfg: MountConfig, credentials: Credentials | None) -> XnatClient:
+def build_client(
+    cfg: MountConfig, credentials: Credentials | None, tunables: Tunables
+) -> XnatClient:
+    """The XNAT client of a mount of `cfg` (no request is sent yet)."""
     return XnatClient(
         cfg.url,
         credentials,
@@ -103,6 +77,7 @@ def build_client(cfg: MountConfig, credentials: Credentials | None) -> XnatClien
         read_timeout=cfg.read_timeout,
         retries=cfg.retries,
         pool_size=cfg.max_connections,
+        chunk_size=tunables.chunk_size,
     )
 
 
@@ -113,20 +88,23 @@ def run(
 ) -> int:
     """Mount and serve until unmounted. Returns the exit status.
 
-    Errors found before the mount is live (server, credentials, mount point, cache directory)
-    are raised as `XnatfsError`s with one-line messages, and nothing is left mounted.
+    `ready` is called once the mount answers requests (after systemd's `READY=1`). Errors
+    found before the mount is live (server, credentials, mount point, cache directory) are
+    raised as `XnatfsError`s with one-line messages, and nothing is left mounted.
     """
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    fd_limit = raise_fd_limit()
+    tunables = Tunables.for_mount(cfg, raise_fd_limit())
     check_mountpoint(cfg.mountpoint)
-    client = build_client(cfg, credentials)
+    client = build_client(cfg, credentials, tunables)
     try:
         projects = client.check()
-        cache = DiskCache(cfg.effective_cache_dir, cfg.cache_size)
+        cache = DiskCache(
+            cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
+        )
         try:
             return trio.run(
-                _serve, cfg, client, cache, fd_limit, projects, ready or (lambda _msg: None)
+                _serve, cfg, tunables, client, cache, projects, ready or (lambda: None)
             )
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
@@ -143,14 +121,14 @@ def run(
 
 async def _serve(
     cfg: MountConfig,
+    tunables: Tunables,
     client: XnatClient,
     cache: DiskCache,
-    fd_limit: int,
     projects: Rows,
     ready: ReadyCallback,
 ) -> int:
-    remote = AsyncXnat(client, cfg.max_connections)
-    listings = Listings(remote, cfg.metadata_ttl)
+    remote = AsyncXnat(client, cfg.max_connections, disk_threads=tunables.disk_threads)
+    listings = Listings(remote, cfg.metadata_ttl, max_bytes=tunables.listing_bytes)
     root = RootDir()
     listings.prime(root.source(), projects)  # what the start-up check read
     clean = False
@@ -160,9 +138,12 @@ async def _serve(
             listings.rows,
             nursery,
             mode=cfg.prefetch,
-            max_bytes=min(2 * 1024**3, cfg.cache_size // 2),
-            max_files=max(16, fd_limit // 4),
-            parallel=max(1, cfg.max_connections // 2),
+            window=tunables.prefetch_window,
+            lead=tunables.prefetch_lead,
+            max_bytes=tunables.prefetch_max_bytes,
+            max_file=tunables.prefetch_max_file,
+            max_files=tunables.prefetch_max_files,
+            parallel=tunables.prefetch_parallel,
         )
         data = Downloads(remote, cache, nursery, on_miss=prefetcher.note_miss)
         prefetcher.bind(data)
@@ -209,10 +190,18 @@ def _first_xnatfs_error(group: BaseExceptionGroup[BaseException]) -> XnatfsError
 async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallback) -> None:
     # A stat of the mount point goes through the kernel to our own request loop: when it
     # returns, the mount answers requests, and only then is it announced.
-    await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+    try:
+        await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+    except OSError as exc:
+        if exc.errno not in DEAD_ERRNOS:
+            raise
+        # Unmounted (a signal, fusermount -u) before our own request got through: the mount
+        # is ending, and there is nothing to announce.
+        log.debug("unmounted before it was announced: %s", exc)
+        return
     log.info("mounted %s on %s", cfg.url, cfg.mountpoint)
     systemd.notify("READY=1")
-    ready(None)
+    ready()
 
 
 async def _watch_signals(listings: Listings) -> None:

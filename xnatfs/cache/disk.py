@@ -156,7 +156,7 @@ class DiskCache:
     `ConfigError` when another process holds it.
     """
 
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, stats_interval: float = STATS_INTERVAL) -> None:
         if max_bytes < 0:
             raise ConfigError(f"cache size must not be negative: {max_bytes}")
         self.root = Path(root)
@@ -166,6 +166,7 @@ class DiskCache:
         self._hits = self._misses = self._evictions = self._rejected = 0
         self._clock = 0  # last mtime (ns) stamped on an entry; strictly increasing
         self._last_persist = 0.0
+        self._stats_interval = stats_interval
         self._lock_fd: int | None = None
         try:
             make_private_dir(self.root, tighten=False)
@@ -524,7 +525,7 @@ class DiskCache:
                 log.warning("could not remove cache entry %s: %s", name, exc)
 
     def _maybe_persist(self) -> None:
-        if time.monotonic() - self._last_persist >= STATS_INTERVAL:
+        if time.monotonic() - self._last_persist >= self._stats_interval:
             try:
                 self._persist_stats()
             except OSError as exc:

@@ -117,6 +117,7 @@ class XnatClient:
         retry_deadline: float = 60.0,
         pool_size: int = 8,
         user_agent: str = f"xnatfs/{__version__}",
+        chunk_size: int = 256 * 1024,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.username is not None or parts.password is not None:
@@ -125,6 +126,7 @@ class XnatClient:
         self.base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
+        self.chunk_size = chunk_size  # bytes read from a reply body at a time
         self.policy = RetryPolicy(retries=retries, deadline=retry_deadline)
         self._pool = SessionPool(
             self.base_url, credentials, pool_size=pool_size, user_agent=user_agent
@@ -159,7 +161,7 @@ class XnatClient:
         same: SameCallback | None = None,
         cancel: threading.Event | None = None,
         params: Mapping[str, str] | None = None,
-        chunk_size: int = 256 * 1024,
+        chunk_size: int | None = None,
     ) -> DownloadInfo:
         """Stream a file into `write(offset, chunk)`, called in order from this thread.
 
@@ -172,7 +174,8 @@ class XnatClient:
         already delivered are compared with `same(offset, chunk)` (True when they equal what
         was written there) instead of being trusted. A body shorter than `Content-Length`
         counts as lost. Raises IntegrityError if the file's length, validators or re-sent bytes
-        change between attempts, Unavailable once `cancel` is set.
+        change between attempts, Unavailable once `cancel` is set. `chunk_size` defaults to the
+        client's.
         """
         attempts = self._attempts("GET", path, cancel)
         delivered = 0
@@ -214,7 +217,7 @@ class XnatClient:
                         f"GET {self._url(path)}: the file changed on the server during the download"
                     )
                 pos = start
-                for chunk in reply.chunks(chunk_size):
+                for chunk in reply.chunks(chunk_size or self.chunk_size):
                     attempts.check_cancel()
                     end = pos + len(chunk)
                     if pos < delivered:
@@ -244,7 +247,7 @@ class XnatClient:
 
     @contextmanager
     def stream(
-        self, path: str, params: Mapping[str, str] | None = None, *, chunk_size: int = 256 * 1024
+        self, path: str, params: Mapping[str, str] | None = None, *, chunk_size: int | None = None
     ) -> Iterator[Iterator[bytes]]:
         """A streamed body (e.g. `format=zip`, no Content-Length) as an iterator of chunks.
 
@@ -257,7 +260,7 @@ class XnatClient:
 
         def body() -> Iterator[bytes]:
             try:
-                yield from reply.chunks(chunk_size)
+                yield from reply.chunks(chunk_size or self.chunk_size)
             except Transient as exc:
                 raise Unavailable(f"GET {url}: {exc.cause}") from None
 
