@@ -57,6 +57,8 @@ class FakeRemote:
         self.zip_gate.set()
         self.gate = threading.Event()
         self.gate.set()
+        self.list_gate = threading.Event()  # listings wait for it (after being counted)
+        self.list_gate.set()
         self.fail_next: Exception | None = None
         self.zip_fails = False  # archive requests are refused
 
@@ -73,6 +75,7 @@ class FakeRemote:
 
     def list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, str]]:
         self.list_calls.append(path)
+        self.list_gate.wait(10)
         if path not in self.listings:
             raise NotFound(path)
         return self.listings[path]
