@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import resource
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import trio
 
-from xnatfs.app.mount import _first_xnatfs_error, check_mountpoint, fuse_options, raise_fd_limit
+from xnatfs.app.mount import (
+    _announce_ready,
+    _first_xnatfs_error,
+    check_mountpoint,
+    fuse_options,
+    raise_fd_limit,
+)
 from xnatfs.config import build_config
 from xnatfs.errors import ConfigError, Unavailable
 
@@ -48,3 +58,34 @@ def test_open_file_limit_is_raised_towards_the_hard_limit() -> None:
         assert got == (4096 if hard == resource.RLIM_INFINITY else min(4096, hard))
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class AbortedStat:
+    """Stands in for the remote whose worker thread stats the mount point: the stat fails as
+    the kernel fails it when the mount goes away; with `stopping`, that scope was cancelled
+    meanwhile (the mount is being stopped), as the mount's nursery is at SIGINT or SIGTERM."""
+
+    def __init__(self, stopping: trio.CancelScope | None) -> None:
+        self.stopping = stopping
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self.stopping is not None:
+            self.stopping.cancel()
+        raise ConnectionAbortedError(errno.ECONNABORTED, "Software caused connection abort")
+
+
+async def test_a_mount_stopped_before_it_first_answered_ends_quietly() -> None:
+    cfg = build_config("https://x.org", "/m", {})
+    announced: list[object] = []
+    with trio.CancelScope() as scope:
+        await _announce_ready(cfg, AbortedStat(scope), announced.append)  # type: ignore[arg-type]
+    assert scope.cancelled_caught
+    assert announced == []
+
+
+async def test_a_mount_point_that_fails_while_running_is_still_an_error() -> None:
+    cfg = build_config("https://x.org", "/m", {})
+    announced: list[object] = []
+    with pytest.raises(ConnectionAbortedError):
+        await _announce_ready(cfg, AbortedStat(None), announced.append)  # type: ignore[arg-type]
+    assert announced == []

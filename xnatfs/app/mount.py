@@ -210,7 +210,13 @@ async def _root_mtime(listings: Listings) -> int:
 async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallback) -> None:
     # A stat of the mount point goes through the kernel to our own request loop: when it
     # returns, the mount answers requests, and only then is it announced.
-    await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+    try:
+        await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+    except OSError:
+        # Stopped (signal or unmount) before it first answered: the stat is aborted as the
+        # mount goes away, and there is nothing to announce. Otherwise it is an error.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        raise
     log.info("mounted %s on %s", cfg.url, cfg.mountpoint)
     systemd.notify("READY=1")
     ready(None)
