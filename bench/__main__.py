@@ -20,13 +20,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.context import DEFAULT_PREFETCH, Bench, Options
-from bench.mounting import MountSpec, fuse_problem
 from bench.results import Results
 from bench.scenarios.bigfile import scenario_d
 from bench.scenarios.metadata import scenario_e
 from bench.scenarios.series import scenario_a, scenario_b, scenario_c, scenario_f
 from bench.scenarios.startup import scenario_g, summarise_rss
 from bench.site import FULL, QUICK, SMOKE, build_bench_site, warm_server_caches
+from tests.support.mounting import MountSpec, fuse_problem
 
 SCENARIOS: dict[str, tuple[str, Callable[[Bench], None]]] = {
     "a": ("cold cp -r of a series", scenario_a),

@@ -21,9 +21,9 @@ from typing import Any
 
 import requests
 
-from bench.mounting import Mount, MountSpec, mounted
 from bench.results import Results
 from bench.site import BenchSite, Sizes
+from tests.support.mounting import Mount, MountSpec, mounted
 
 CHUNK = 1 << 20
 DEFAULT_PREFETCH = "default"  # no --prefetch option: whatever the filesystem defaults to

@@ -30,7 +30,8 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
-from xnatfs.xnat.client import DownloadInfo, XnatClient
+from xnatfs.xnat.bodies import DownloadInfo
+from xnatfs.xnat.client import XnatClient
 
 T = TypeVar("T")
 Post = Callable[..., None]  # post(fn, *args): fn(*args) soon on the trio thread, in order

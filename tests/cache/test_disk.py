@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.mounting import mount_env, mounted
+from tests.support.mounting import mount_env, tmp_mounted
 from xnatfs.cache import disk as filecache
-from xnatfs.cache.disk import DiskCache, entry_name
-from xnatfs.cache.layout import FORMAT_FILE, FORMAT_TEXT, entry_path
+from xnatfs.cache.disk import DiskCache
+from xnatfs.cache.layout import FORMAT_FILE, FORMAT_TEXT, entry_name, entry_path
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, Site
 from xnatfs.errors import ConfigError
 from xnatfs.fileversion import FileVersion, verify_part
@@ -603,7 +603,7 @@ def find_files(mnt: Path, names: Iterable[str]) -> dict[str, Path]:
 
 
 def mount_cache(server: DemoServer, tmp_path: Path, *options: str, **kw: Any) -> Any:
-    return mounted(
+    return tmp_mounted(
         server.url, tmp_path, user=DEMO_USER, password=DEMO_PASSWORD, options=options, **kw
     )
 

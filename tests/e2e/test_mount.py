@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.mounting import Mount, mounted, quiet_log
+from tests.support.mounting import Mount, quiet_log, tmp_mounted
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 
 pytestmark = pytest.mark.fuse
@@ -36,7 +36,7 @@ SEED_TREE = sorted(
 
 
 def mount_demo(demo: DemoServer, tmp_path: Path, *options: str, **kw: object) -> object:
-    return mounted(
+    return tmp_mounted(
         demo.url,
         tmp_path,
         user=DEMO_USER,

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.mounting import Mount, mounted
+from tests.support.mounting import Mount, tmp_mounted
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 from xnatfs.demo.site import Site
 
@@ -96,7 +96,7 @@ def _md5s(directory: Path) -> dict[str, str]:
 
 
 def _mount(demo: DemoServer, tmp_path: Path, name: str) -> object:
-    return mounted(
+    return tmp_mounted(
         demo.url,
         tmp_path,
         user=DEMO_USER,

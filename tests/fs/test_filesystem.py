@@ -11,15 +11,12 @@ from pathlib import Path
 import pytest
 import trio
 
+from tests.support.core import make_fs, walk
 from tests.support.fake_remote import BIG, FILES, E, FakeRemote
 from xnatfs.cache.disk import DiskCache
-from xnatfs.data.downloads import Downloads
-from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import IntegrityError, NotFound, ReadOnly, Unavailable, errno_for
 from xnatfs.fs.filesystem import Filesystem
 from xnatfs.fs.inodes import ROOT_INODE
-from xnatfs.namespace.listings import Listings
-from xnatfs.remote import AsyncXnat
 
 
 @pytest.fixture
@@ -34,13 +31,6 @@ def cache(tmp_path: Path) -> Iterator[DiskCache]:
     c.close()
 
 
-async def walk(fs: Filesystem, *names: str) -> int:
-    ino = ROOT_INODE
-    for name in names:
-        ino = (await fs.lookup(ino, name)).ino
-    return ino
-
-
 async def read_all(fs: Filesystem, ino: int, chunk: int = 128 * 1024) -> bytes:
     fh, _, _ = fs.open(ino, 0)
     out = bytearray()
@@ -52,21 +42,6 @@ async def read_all(fs: Filesystem, ino: int, chunk: int = 128 * 1024) -> bytes:
             out += data
     finally:
         fs.release(fh)
-
-
-def make_fs(
-    remote: FakeRemote,
-    cache: DiskCache,
-    nursery: trio.Nursery,
-    ttl: float = 60,
-    prefetch: str = "off",
-) -> Filesystem:
-    boundary = AsyncXnat(remote, 8)  # type: ignore[arg-type]
-    listings = Listings(boundary, ttl)
-    prefetcher = Prefetcher(boundary, listings.rows, nursery, mode=prefetch)
-    store = Downloads(boundary, cache, nursery, on_miss=prefetcher.note_miss)
-    prefetcher.bind(store)
-    return Filesystem(listings, store)
 
 
 async def test_one_listing_per_directory_and_lookups_reuse_it(

@@ -31,7 +31,10 @@ class FakeRemote:
     def __init__(self) -> None:
         self.listings: dict[str, list[dict[str, str]]] = {
             "/data/projects": [{"ID": "TEST", "insert_date": "2024-01-01 00:00:00.0"}],
-            "/data/projects/TEST/subjects": [{"ID": "XNAT_S00001", "label": "1"}],
+            "/data/projects/TEST/subjects": [
+                {"ID": "XNAT_S00001", "label": "1", "insert_date": "2024-01-02 10:00:00.0"}
+            ],
+            "/data/subjects": [{"ID": "XNAT_S00001", "insert_date": "2024-01-02 10:00:00.0"}],
             "/data/projects/TEST/subjects/XNAT_S00001/experiments": [
                 {"ID": E, "label": "MR1", "date": "2024-02-03"}
             ],
@@ -57,6 +60,8 @@ class FakeRemote:
         self.zip_gate.set()
         self.gate = threading.Event()
         self.gate.set()
+        self.list_gate = threading.Event()  # listings wait for it (after being counted)
+        self.list_gate.set()
         self.fail_next: Exception | None = None
         self.zip_fails = False  # archive requests are refused
         self.size_calls: list[str] = []
@@ -75,6 +80,7 @@ class FakeRemote:
 
     def list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, str]]:
         self.list_calls.append(path)
+        self.list_gate.wait(10)
         if path not in self.listings:
             raise NotFound(path)
         return self.listings[path]

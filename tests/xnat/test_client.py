@@ -28,7 +28,8 @@ from xnatfs.errors import (
     Unavailable,
 )
 from xnatfs.xnat.auth import Credentials
-from xnatfs.xnat.client import DownloadInfo, XnatClient
+from xnatfs.xnat.bodies import DownloadInfo
+from xnatfs.xnat.client import XnatClient
 
 PASSWORD = "pa55-w0rd-never-shown"
 ALICE = Credentials("alice", PASSWORD)

@@ -27,6 +27,7 @@ from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, XnatfsError
 from xnatfs.fs.filesystem import Filesystem
+from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import XnatOperations
 from xnatfs.namespace.levels import RootDir
 from xnatfs.namespace.listings import Listings
@@ -103,9 +104,7 @@ def run(
             cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
         )
         try:
-            return trio.run(
-                _serve, cfg, tunables, client, cache, projects, ready or (lambda: None)
-            )
+            return trio.run(_serve, cfg, tunables, client, cache, projects, ready or (lambda: None))
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
             # refused by the kernel, say) must still reach them as one line.
@@ -154,6 +153,8 @@ async def _serve(
             uid=os.getuid() if cfg.uid is None else cfg.uid,
             gid=os.getgid() if cfg.gid is None else cfg.gid,
         )
+        # The root's time needs a request; asked now, the first stat of the mount is instant.
+        await fs.entry(ROOT_INODE)
         try:
             pyfuse3.init(ops, os.fspath(cfg.mountpoint), fuse_options(cfg))
         except RuntimeError as exc:
@@ -188,10 +189,13 @@ def _first_xnatfs_error(group: BaseExceptionGroup[BaseException]) -> XnatfsError
 
 
 async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallback) -> None:
-    # A stat of the mount point goes through the kernel to our own request loop: when it
-    # returns, the mount answers requests, and only then is it announced.
+    # A statfs of the mount point always goes through the kernel to our own request loop (a
+    # stat may be answered from cached attributes): when it returns, the mount answers
+    # requests, and only then is it announced. statfs needs nothing of the server, so this
+    # thread is never long inside its own mount: a process killed while a thread of its own
+    # waits on its mount cannot exit until that request is answered.
     try:
-        await remote.blocking(os.stat, os.fspath(cfg.mountpoint))
+        await remote.blocking(os.statvfs, os.fspath(cfg.mountpoint))
     except OSError as exc:
         if exc.errno not in DEAD_ERRNOS:
             raise

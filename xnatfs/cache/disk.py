@@ -19,39 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import functools
-import hashlib
-import json
 import logging
 import os
-import re
 import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cachetools import LRUCache
-
+from xnatfs.cache.index import LruIndex, read_saved_index, save_index, scan_entries
 from xnatfs.cache.layout import (
-    CACHE_FORMAT,
     DATA_DIR,
-    FORMAT_FILE,
-    FORMAT_TEXT,
-    INDEX_FILE,
-    INDEX_HEADER,
     PART_SUFFIX,
     PARTS_DIR,
     STATS_FILE,
+    drop_older_formats,
+    entry_name,
     entry_path,
     in_use_message,
-    iter_entries,
     make_private_dir,
-    read_format,
     try_lock,
     write_private_json,
-    write_private_text,
 )
 from xnatfs.errors import ConfigError
 from xnatfs.fileversion import FileVersion, Verified
@@ -59,22 +46,6 @@ from xnatfs.fileversion import FileVersion, Verified
 log = logging.getLogger(__name__)
 
 STATS_INTERVAL = 5.0  # seconds between stats.json writes during a mount
-
-
-def entry_name(version: FileVersion) -> str:
-    """Stable 64-hex-digit entry file name derived from the version's URI, size and digest.
-
-    The digest is lower-cased first, so versions that differ only in hex case share an entry.
-    Unchanged since cache format 1, so format-2 caches name entries as before.
-    """
-    return _entry_name(version.uri, version.size, version.digest.lower())
-
-
-@functools.lru_cache(maxsize=65536)
-def _entry_name(uri: str, size: int | None, digest: str) -> str:
-    # Memoised: the filesystem asks for the same names on every open, claim and admission.
-    canonical = json.dumps([uri, size, digest], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -92,59 +63,6 @@ class CacheStats:
     misses: int
     evictions: int
     rejected: int
-
-
-_SAVED_INDEX = re.compile(r"(?:[0-9a-f]{64} [0-9]+\n)*")
-
-
-class _LruIndex(LRUCache[str, int]):
-    """entry name -> size in bytes, least recently used first.
-
-    `popitem` (which cachetools also calls when an insert needs room) reports every eviction to
-    `on_evict`, which unlinks the file: the index and the directory never disagree for long.
-    """
-
-    def __init__(self, maxsize: int, on_evict: Callable[[str, int], None]) -> None:
-        # Our own copy of the recency order (cachetools keeps its own privately), so the
-        # order can be saved at unmount.
-        self._recency: OrderedDict[str, None] = OrderedDict()
-        super().__init__(maxsize=maxsize, getsizeof=_identity)
-        self._on_evict = on_evict
-
-    def __setitem__(self, name: str, size: int) -> None:
-        super().__setitem__(name, size)
-        self._recency[name] = None
-        self._recency.move_to_end(name)
-
-    def __delitem__(self, name: str) -> None:
-        super().__delitem__(name)
-        self._recency.pop(name, None)
-
-    def popitem(self) -> tuple[str, int]:
-        name, size = super().popitem()
-        self._on_evict(name, size)
-        return name, size
-
-    def touch(self, name: str) -> None:
-        """Mark `name` most recently used (a cachetools lookup does exactly that)."""
-        self[name]
-        self._recency.move_to_end(name)
-
-    def load(self, items: list[tuple[str, int]]) -> None:
-        """Insert many entries, least recently used first (start-up: no per-item reordering)."""
-        setitem = LRUCache.__setitem__
-        recency = self._recency
-        for name, size in items:
-            setitem(self, name, size)  # may evict the oldest through popitem
-            recency[name] = None
-
-    def in_lru_order(self) -> list[tuple[str, int]]:
-        """(name, size), least recently used first."""
-        return [(name, self[name]) for name in list(self._recency) if name in self]
-
-
-def _identity(size: int) -> int:
-    return size
 
 
 class DiskCache:
@@ -181,9 +99,9 @@ class DiskCache:
             os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
             make_private_dir(self._data)
             make_private_dir(self._parts)
-            self._check_format()
+            drop_older_formats(self.root)
             self._remove_stray_parts()
-            self._index = _LruIndex(max_bytes, self._evicted)
+            self._index = LruIndex(max_bytes, self._evicted)
             self._load_index()
             self._persist_stats()
         except OSError as exc:
@@ -194,37 +112,6 @@ class DiskCache:
             raise
 
     # -- start-up ---------------------------------------------------------------------------
-
-    def _check_format(self) -> None:
-        """Drop entries an earlier cache format admitted under weaker rules; stamp ours.
-
-        Format 1 (no stamp) could admit an archive entry of one scan as another scan's file
-        when the listing had no digest. Which entries came from archives was not recorded, so
-        all of them go: they are downloaded again when read.
-        """
-        found = read_format(self.root)
-        if found == CACHE_FORMAT:
-            return
-        if found is not None and found > CACHE_FORMAT:
-            raise ConfigError(
-                f"cache directory {self.root} has format {found}, newer than this xnatfs "
-                f"understands ({CACHE_FORMAT}); use another --cache-dir or a newer xnatfs"
-            )
-        dropped = 0
-        for entry in iter_entries(self.root):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
-                dropped += 1
-        with contextlib.suppress(FileNotFoundError):
-            (self.root / INDEX_FILE).unlink()
-        if dropped:
-            log.warning(
-                "cache %s was written by an earlier xnatfs whose archive prefetch could store "
-                "one scan's bytes as another's; dropped its %d entries (they are fetched again)",
-                self.root,
-                dropped,
-            )
-        write_private_text(self.root / FORMAT_FILE, FORMAT_TEXT)
 
     def _remove_stray_parts(self) -> None:
         """Parts left by a process that died mid-download: never complete, never served."""
@@ -239,13 +126,15 @@ class DiskCache:
 
     def _load_index(self) -> None:
         """Rebuild the LRU: from the index a clean unmount left, else from the directory."""
-        saved = self._read_saved_index()
+        saved = read_saved_index(self.root)
         if saved is not None:
             # The saved order is the LRU order; new stamps must sort after every old mtime.
             self._clock = time.time_ns()
             found = [(0, name, size) for name, size in saved]
         else:
-            found = self._scan_entries()
+            found = scan_entries(self.root)
+            if found:
+                self._clock = found[-1][0]
         fitting = []
         for _, name, size in found:
             if size > self.max_bytes:
@@ -256,50 +145,6 @@ class DiskCache:
             fitting.append((name, size))
         # Inserting in LRU order lets cachetools evict the oldest when the limit shrank.
         self._index.load(fitting)
-
-    def _read_saved_index(self) -> list[tuple[str, int]] | None:
-        """The (name, size) list of the last clean unmount, least recent first, or None.
-
-        The file is removed as it is read, so a mount that ends without closing (a crash, a
-        SIGKILL) leaves none and the next start scans the directory instead. Entries listed
-        here but gone from disk cost nothing: `open` treats a vanished entry as a miss.
-        """
-        path = self.root / INDEX_FILE
-        try:
-            text = path.read_text(encoding="ascii")
-        except (FileNotFoundError, UnicodeDecodeError):
-            return None
-        except OSError as exc:
-            log.warning("could not read %s: %s", path, exc)
-            return None
-        finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        header, _, body = text.partition("\n")
-        # One pass of the regex engine checks all 50,000 lines at C speed.
-        if header != INDEX_HEADER or _SAVED_INDEX.fullmatch(body) is None:
-            log.warning("ignoring a damaged cache index in %s", self.root)
-            return None
-        fields = body.split()
-        return [(fields[i], int(fields[i + 1])) for i in range(0, len(fields), 2)]
-
-    def _save_index(self) -> None:
-        lines = [INDEX_HEADER, *(f"{name} {size}" for name, size in self._index.in_lru_order())]
-        write_private_text(self.root / INDEX_FILE, "\n".join(lines) + "\n")
-
-    def _scan_entries(self) -> list[tuple[int, str, int]]:
-        """Every entry on disk as (mtime, name, size), oldest mtime (least recent) first."""
-        found: list[tuple[int, str, int]] = []
-        for entry in iter_entries(self.root):
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            found.append((st.st_mtime_ns, entry.name, st.st_size))
-        found.sort()
-        if found:
-            self._clock = found[-1][0]
-        return found
 
     # -- the API the filesystem core uses ---------------------------------------------------
 
@@ -478,7 +323,7 @@ class DiskCache:
             if hasattr(self, "_index"):
                 self._persist_stats()
                 # Lets the next start skip a stat of every entry (50,000 of them take seconds).
-                self._save_index()
+                save_index(self.root, self._index.in_lru_order())
             os.ftruncate(fd, 0)  # no pid: nobody holds the lock any more
         except OSError as exc:
             log.warning("could not save cache statistics in %s: %s", self.root, exc)

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
+import hashlib
 import json
+import logging
 import os
 import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+
+from xnatfs.errors import ConfigError
+from xnatfs.fileversion import FileVersion
+
+log = logging.getLogger(__name__)
 
 DATA_DIR = "data"
 PARTS_DIR = "parts"
@@ -40,6 +48,22 @@ _ENTRY_NAME = re.compile(r"[0-9a-f]{64}")  # sha256 hex digest
 def is_entry_name(name: str) -> bool:
     """Whether `name` looks like a cache entry file name (64 lower-case hex digits)."""
     return _ENTRY_NAME.fullmatch(name) is not None
+
+
+def entry_name(version: FileVersion) -> str:
+    """Stable 64-hex-digit entry file name derived from the version's URI, size and digest.
+
+    The digest is lower-cased first, so versions that differ only in hex case share an entry.
+    Unchanged since cache format 1, so format-2 caches name entries as before.
+    """
+    return _entry_name(version.uri, version.size, version.digest.lower())
+
+
+@functools.lru_cache(maxsize=65536)
+def _entry_name(uri: str, size: int | None, digest: str) -> str:
+    # Memoised: the filesystem asks for the same names on every open, claim and admission.
+    canonical = json.dumps([uri, size, digest], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def entry_path(root: Path, name: str) -> Path:
@@ -144,3 +168,35 @@ def make_private_dir(path: Path, *, tighten: bool = True) -> None:
         st = path.stat()
         if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid():
             os.chmod(path, 0o700)
+
+
+def drop_older_formats(root: Path) -> None:
+    """Drop entries an earlier cache format admitted under weaker rules; stamp ours.
+
+    Format 1 (no stamp) could admit an archive entry of one scan as another scan's file when the
+    listing had no digest. Which entries came from archives was not recorded, so all of them go:
+    they are downloaded again when read. Raises ConfigError for a format newer than ours.
+    """
+    found = read_format(root)
+    if found == CACHE_FORMAT:
+        return
+    if found is not None and found > CACHE_FORMAT:
+        raise ConfigError(
+            f"cache directory {root} has format {found}, newer than this xnatfs "
+            f"understands ({CACHE_FORMAT}); use another --cache-dir or a newer xnatfs"
+        )
+    dropped = 0
+    for entry in iter_entries(root):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            dropped += 1
+    with contextlib.suppress(FileNotFoundError):
+        (root / INDEX_FILE).unlink()
+    if dropped:
+        log.warning(
+            "cache %s was written by an earlier xnatfs whose archive prefetch could store "
+            "one scan's bytes as another's; dropped its %d entries (they are fetched again)",
+            root,
+            dropped,
+        )
+    write_private_text(root / FORMAT_FILE, FORMAT_TEXT)

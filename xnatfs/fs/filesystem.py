@@ -119,11 +119,15 @@ class Filesystem:
     async def _derive_time(self, node: Node, *, root_fallback: bool = True) -> None:
         """Find the time of a directory whose rows carry none (a project, the root)."""
         try:
-            found = await self.listings.time(node)
+            try:
+                found = await self.listings.time(node)
+            except NotFound:
+                found = None  # a server without the listing: the fallbacks below
             if found is None and node.parent is None:
                 # The root of a `--project` mount: the newest of its projects.
                 found = await self._newest_child_time(node)
         except XnatfsError as exc:
+            # Not remembered: asked again next time (the kernel is told it is not settled).
             log.info("no time for %s yet: %s", node.display(), exc)
             return
         if found is None and node.parent is not None and root_fallback:
@@ -171,6 +175,8 @@ class Filesystem:
             raise NotFound(f"no entry {name!r} in {parent.display()}")
         if child.file is not None and self.data.known_size(child.file) is None:
             await self.data.size(child.file)  # tools copy st_size bytes: never report 0
+        elif child.dir is not None and not child.mtime_ns and child.key not in self._times:
+            await self._derive_time(child)  # from the listing that is opened next anyway
         return self.remember(child)
 
     # -- directories -------------------------------------------------------------------------

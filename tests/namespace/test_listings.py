@@ -1,0 +1,222 @@
+"""Listings over an in-memory remote (behind the real thread boundary): how many listing requests
+each access costs (TTL, single-flight, clear, TTL 0), empty selectors, and lookups of listed and
+resolvable names."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from tests.support.core import boundary
+from tests.support.fake_remote import E, FakeRemote
+from xnatfs.errors import NotFound
+from xnatfs.namespace.levels import (
+    ROOT_DIR,
+    CollectionDir,
+    ExperimentDir,
+    OwnerDir,
+    ProjectDir,
+    SelectorDir,
+    SubjectDir,
+)
+from xnatfs.namespace.listings import Listings
+from xnatfs.namespace.values import Dir, Node, Source, root_node
+
+SCANS = f"/data/experiments/{E}/scans"
+SUBJECTS = "/data/projects/TEST/subjects"
+
+
+def listings(remote: FakeRemote, ttl: float = 60) -> Listings:
+    return Listings(boundary(remote), ttl)
+
+
+def requests(lists: Listings) -> object:
+    return lists.stats()["listing_requests"]
+
+
+async def first_request_out(remote: FakeRemote) -> None:
+    """Wait until a listing request waits at the closed gate and every task is blocked."""
+    with trio.fail_after(10):
+        while not remote.list_calls:
+            await trio.sleep(0.01)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+def at(path: tuple[str, ...], spec: Dir) -> Node:
+    """A directory node for `spec` at `path` (its ancestors stand in as plain directories)."""
+    node = root_node(ROOT_DIR, 1)
+    for name in path[:-1]:
+        node = node.child(name, dir=ROOT_DIR)
+    return node.child(path[-1], dir=spec)
+
+
+def scans() -> Node:
+    return at(("TEST", "1", "MR1", "scans"), CollectionDir(E, "scans"))
+
+
+def project() -> Node:
+    return at(("TEST",), ProjectDir("TEST"))
+
+
+@pytest.fixture
+def remote() -> FakeRemote:
+    remote = FakeRemote()
+    remote.listings[SCANS] = [
+        {"ID": "1", "type": "T1"},
+        {"ID": "2", "type": "T1"},
+        {"ID": "3", "type": "T2"},
+    ]
+    return remote
+
+
+async def test_one_request_per_listing_within_the_ttl(remote: FakeRemote) -> None:
+    lists = listings(remote)
+    first = await lists.rows(Source(SCANS))
+    assert [r["ID"] for r in first] == ["1", "2", "3"]
+    assert await lists.rows(Source(SCANS)) is first
+    children = await lists.children(scans())
+    # Children are computed once per listing, not once per lookup.
+    assert await lists.children(scans()) is children
+    assert [n.name for n in children.ordered] == ["1", "2", "3", "ALL", "T1", "T2"]
+    for name in ("1", "T2", "ALL"):
+        assert await lists.lookup(scans(), name) is children.by_name[name]
+    assert remote.list_calls == [SCANS]
+    assert requests(lists) == 1
+    # Another query of the same path is another listing.
+    await lists.rows(Source(SCANS, (("columns", "ID"),)))
+    assert remote.list_calls == [SCANS, SCANS] and requests(lists) == 2
+
+
+async def test_concurrent_callers_share_one_request(remote: FakeRemote) -> None:
+    lists = listings(remote)
+    remote.list_gate.clear()
+    results: list[object] = []
+
+    async def rows() -> None:
+        results.append(await lists.rows(Source(SCANS)))
+
+    async def lookup() -> None:
+        child = await lists.lookup(scans(), "2")
+        assert child is not None and child.name == "2"
+
+    async with trio.open_nursery() as nursery:
+        try:
+            for _ in range(5):
+                nursery.start_soon(rows)
+                nursery.start_soon(lookup)
+            await first_request_out(remote)
+            # Ten callers are waiting, and only one request is out.
+            assert remote.list_calls == [SCANS]
+        finally:
+            remote.list_gate.set()
+    assert len(results) == 5 and all(r is results[0] for r in results)
+    assert remote.list_calls == [SCANS] and requests(lists) == 1
+
+
+async def test_callers_share_a_failure_that_is_not_remembered(remote: FakeRemote) -> None:
+    lists = listings(remote)
+    remote.list_gate.clear()
+    failures: list[BaseException] = []
+
+    async def rows() -> None:
+        try:
+            await lists.rows(Source("/data/projects/GONE/subjects"))
+        except NotFound as exc:
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        try:
+            for _ in range(3):
+                nursery.start_soon(rows)
+            await first_request_out(remote)
+        finally:
+            remote.list_gate.set()
+    assert len(failures) == 3 and remote.list_calls == ["/data/projects/GONE/subjects"]
+    # The next caller asks again: the project may exist by now.
+    remote.listings["/data/projects/GONE/subjects"] = []
+    assert await lists.rows(Source("/data/projects/GONE/subjects")) == ()
+    assert requests(lists) == 2
+
+
+async def test_ttl_zero_always_asks(remote: FakeRemote) -> None:
+    lists = listings(remote, ttl=0)
+    await lists.rows(Source(SCANS))
+    await lists.rows(Source(SCANS))
+    first = await lists.children(scans())
+    second = await lists.children(scans())
+    assert remote.list_calls == [SCANS] * 4
+    # What the second listing said is what the directory shows.
+    remote.listings[SCANS] = [{"ID": "7", "type": "DWI"}]
+    assert [n.name for n in (await lists.children(scans())).ordered] == ["7", "ALL", "DWI"]
+    assert [n.name for n in first.ordered] == [n.name for n in second.ordered]
+
+
+async def test_clear_forgets_every_listing(remote: FakeRemote) -> None:
+    lists = listings(remote)
+    before = await lists.children(scans())
+    await lists.rows(Source(SUBJECTS))
+    remote.listings[SCANS] = remote.listings[SCANS][:1]
+    assert await lists.children(scans()) is before  # still cached
+    lists.clear()
+    after = await lists.children(scans())
+    assert [n.name for n in after.ordered] == ["1", "ALL", "T1"]
+    await lists.rows(Source(SUBJECTS))
+    assert remote.list_calls == [SCANS, SUBJECTS, SCANS, SUBJECTS]
+
+
+async def test_a_missing_ok_source_that_is_not_found_is_an_empty_listing(
+    remote: FakeRemote,
+) -> None:
+    lists = listings(remote)
+    empty_selector = Source(f"{SCANS}/NONE/resources", missing_ok=True)
+    assert await lists.rows(empty_selector) == ()
+    assert await lists.rows(empty_selector) == ()  # the empty answer is cached like any other
+    assert requests(lists) == 1
+    strict = Source(f"{SCANS}/NONE/resources")
+    for _ in range(2):
+        with pytest.raises(NotFound):
+            await lists.rows(strict)
+    assert requests(lists) == 3
+    selector = at((*scans().path, "NONE"), SelectorDir(E, "scans", ("NONE",)))
+    assert (await lists.children(selector)).ordered == ()
+
+
+async def test_lookup_answers_listed_and_resolvable_names_from_one_listing(
+    remote: FakeRemote,
+) -> None:
+    # Even without caching, a lookup costs one listing, whether the name is listed or not.
+    lists = listings(remote, ttl=0)
+    listed = await lists.lookup(scans(), "1")
+    assert listed is not None and listed.dir == OwnerDir(E, "scans", "1", links=3)
+    assert len(remote.list_calls) == 1
+    chosen = await lists.lookup(scans(), "1,3")
+    assert chosen is not None and chosen.path == (*scans().path, "1,3")
+    assert chosen.dir == SelectorDir(E, "scans", ("1", "3"))
+    assert len(remote.list_calls) == 2
+    assert await lists.lookup(scans(), "9") is None
+    assert await lists.lookup(scans(), "1,") is None
+    assert len(remote.list_calls) == 4
+
+    # A subject's accession ID is not listed under the project, but it resolves, to the same
+    # directory as the subject's label.
+    alias = await lists.lookup(project(), "XNAT_S00001")
+    label = await lists.lookup(project(), "1")
+    assert alias is not None and label is not None
+    assert alias.name == "XNAT_S00001" and alias.dir == label.dir == SubjectDir("TEST", alias.name)
+    assert remote.list_calls[-2:] == [SUBJECTS, SUBJECTS]
+
+
+async def test_a_fixed_directory_costs_no_request(remote: FakeRemote) -> None:
+    lists = listings(remote)
+    experiment = at(("TEST", "1", "MR1"), ExperimentDir(E))
+    children = await lists.children(experiment)
+    assert [n.name for n in children.ordered] == [
+        "assessors",
+        "reconstructions",
+        "resources",
+        "scans",
+    ]
+    assert await lists.lookup(experiment, "scans") == children.by_name["scans"]
+    assert await lists.lookup(experiment, "nothing") is None
+    assert remote.list_calls == [] and requests(lists) == 0
