@@ -57,7 +57,7 @@ def test_config_file_unknown_key_names_it(tmp_path: Path) -> None:
         (["mount", "ftp://x.org", "/m"], "URL"),
         (["mount", "https://x.org", "/m", "--cache-size", "lots"], "cache_size"),
         (["mount", "https://x.org", "/m", "--max-connections", "0"], "max_connections"),
-        (["mount", "https://x.org", "/m", "-o", "rw"], "read-only"),
+        (["mount", "https://x.org", "/m", "-o", "rw,selectors=some"], "selectors"),
         (["mount"], "URL"),
     ],
 )

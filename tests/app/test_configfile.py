@@ -74,6 +74,9 @@ def test_every_option_is_accepted_by_name(tmp_path: Path) -> None:
         "connect_timeout": "1",
         "read_timeout": "1",
         "retries": "0",
+        "selectors": '"hidden"',
+        "allow_non_empty": "true",
+        "metadata_cache_size": '"64M"',
     }
     assert set(sample) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     text = "\n".join(f"{k} = {v}" for k, v in sample.items())

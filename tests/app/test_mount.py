@@ -12,7 +12,6 @@ from xnatfs.cache.disk import DiskCache
 from xnatfs.config import Tunables, build_config
 from xnatfs.data.prefetch import Prefetcher
 from xnatfs.errors import ConfigError, Unavailable
-from xnatfs.namespace.listings import Listings
 from xnatfs.remote import AsyncXnat
 from xnatfs.xnat.client import XnatClient
 
@@ -50,7 +49,6 @@ def test_a_mount_passes_every_tunable_and_defaults_agree_with_the_constructors()
     t = Tunables()
     expected = {
         (XnatClient, "chunk_size"): t.chunk_size,
-        (Listings, "max_bytes"): t.listing_bytes,
         (AsyncXnat, "disk_threads"): t.disk_threads,
         (DiskCache, "stats_interval"): t.stats_interval,
         (Prefetcher, "window"): t.prefetch_window,

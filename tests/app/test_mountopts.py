@@ -46,11 +46,11 @@ def test_generic_mount_options_are_dropped() -> None:
     assert translate_options(dropped).args == []
 
 
-def test_rw_is_refused_with_a_hint_about_ro() -> None:
-    with pytest.raises(ConfigError) as err:
-        translate_options("rw,cache_size=1G")
-    assert "read-only" in str(err.value)
-    assert "'ro'" in str(err.value)
+def test_rw_as_mount_passes_it_is_accepted_and_noted() -> None:
+    # mount(8) passes `rw` whenever `ro` is not given: `defaults` lines must work.
+    got = translate_options("rw,cache_size=1G")
+    assert got.args == ["--cache-size=1G"] and got.wanted_rw
+    assert not translate_options("ro,cache_size=1G").wanted_rw
 
 
 def test_unknown_option_is_refused_by_name() -> None:
@@ -114,6 +114,9 @@ def test_every_option_translates() -> None:
         "connect_timeout": "connect_timeout=3",
         "read_timeout": "read_timeout=4",
         "retries": "retries=0",
+        "selectors": "selectors=hidden",
+        "allow_non_empty": "allow_non_empty",
+        "metadata_cache_size": "metadata_cache_size=64M",
     }
     assert set(samples) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     args = translate_options(",".join(samples.values())).args

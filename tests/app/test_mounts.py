@@ -96,7 +96,12 @@ def test_unusable_mount_points_are_refused_with_a_reason(tmp_path: Path) -> None
         check_mountpoint(tmp_path / "file")
     with pytest.raises(ConfigError, match="already a mount point"):
         check_mountpoint("/proc")
-    check_mountpoint(tmp_path)  # an ordinary directory is fine
+    # A directory with entries: the mount would hide them.
+    with pytest.raises(ConfigError, match="not empty.*--allow-non-empty"):
+        check_mountpoint(tmp_path)
+    check_mountpoint(tmp_path, allow_non_empty=True)
+    (tmp_path / "empty").mkdir()
+    check_mountpoint(tmp_path / "empty")  # an ordinary empty directory is fine
 
 
 def test_a_dead_mount_of_another_type_is_named_not_cleared(

@@ -30,7 +30,7 @@ import pytest
 
 from tests.support.mounting import unmount, wait_for_mount
 from xnatfs.app.fstab import PROG
-from xnatfs.app.mounts import parse_mountinfo
+from xnatfs.app.mounts import parse_mountinfo, read_mounts
 
 pytestmark = [
     pytest.mark.fuse,
@@ -318,12 +318,32 @@ def test_mount_t_fuse_xnatfs_returns_with_the_mount_live(
     poll(lambda: not daemon_pids(mnt), "the daemon to exit after umount")
 
 
-def test_mount_t_refuses_rw_and_unknown_options(
+@pytest.mark.parametrize("options", ["defaults", "rw", "ro"])
+def test_mount_t_works_the_usual_way_with_and_without_ro(
+    helper_installed: Path, server: Any, mnt: Path, tmp_path: Path, options: str
+) -> None:
+    """mount(8) passes `rw` unless `ro` is given, so an fstab line written the usual way
+    (`defaults`) reaches the helper as `rw`: it mounts read-only and says so once."""
+    proc = mount8(server.url, mnt, tmp_path, f"{options},cache_dir={tmp_path / 'cache'}")
+    assert proc.returncode == 0, proc.stderr
+    try:
+        assert "TEST" in os.listdir(mnt)
+        (entry,) = [e for e in read_mounts() if e.mountpoint == os.fspath(mnt)]
+        assert entry.fstype == "fuse.xnatfs"
+        assert os.statvfs(mnt).f_flag & os.ST_RDONLY
+        with pytest.raises(OSError) as refused:
+            (mnt / "TEST" / "new").write_bytes(b"x")
+        assert refused.value.errno == errno.EROFS
+        said = proc.stderr.count("read-only")
+        assert said == (0 if options == "ro" else 1), proc.stderr
+    finally:
+        subprocess.run(["umount", os.fspath(mnt)], capture_output=True, timeout=WAIT, check=False)
+    assert not in_mount_table(mnt)
+
+
+def test_mount_t_refuses_unknown_options(
     helper_installed: Path, server: Any, mnt: Path, tmp_path: Path
 ) -> None:
-    rw = mount8(server.url, mnt, tmp_path, "rw")
-    assert rw.returncode != 0
-    assert "read-only" in rw.stderr
     unknown = mount8(server.url, mnt, tmp_path, "ro,no_such_option=1")
     assert unknown.returncode != 0
     assert "no_such_option" in unknown.stderr
@@ -437,3 +457,54 @@ def test_restart_after_a_crash_clears_the_dead_mount(
                 second.kill()
                 second.wait(timeout=WAIT)
     assert not in_mount_table(mnt)
+
+
+@contextlib.contextmanager
+def autofs_trigger(mnt: Path) -> Iterator[None]:
+    """An automount trigger at `mnt`, made as systemd makes one for `x-systemd.automount` (a
+    direct autofs mount whose daemon is this process group: its members never trigger it)."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.run(
+            [
+                *("mount", "-t", "autofs", "-o"),
+                f"fd={write_end},pgrp={os.getpgrp()},minproto=5,maxproto=5,direct",
+                *("systemd-1", os.fspath(mnt)),
+            ],
+            capture_output=True,
+            text=True,
+            pass_fds=(write_end,),
+            timeout=WAIT,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot make an autofs mount here: {proc.stderr.strip()}")
+        try:
+            yield
+        finally:
+            subprocess.run(["umount", os.fspath(mnt)], capture_output=True, timeout=WAIT)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_mounting_over_an_automount_trigger(server: Any, mnt: Path, tmp_path: Path) -> None:
+    with autofs_trigger(mnt):
+        top = [e for e in read_mounts() if e.mountpoint == os.fspath(mnt)]
+        assert top[-1].fstype == "autofs"
+        proc = foreground(server.url, mnt, tmp_path, demo_env())
+        try:
+
+            def stacked() -> list[str]:
+                return [e.fstype for e in read_mounts() if e.mountpoint == os.fspath(mnt)]
+
+            poll(lambda: stacked() == ["autofs", "fuse.xnatfs"] or proc.poll() is not None, "")
+            assert stacked() == ["autofs", "fuse.xnatfs"], (tmp_path / "xnatfs.log").read_text()
+            assert "TEST" in os.listdir(mnt)
+            assert stop(proc) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=WAIT)
+        top = [e for e in read_mounts() if e.mountpoint == os.fspath(mnt)]
+        assert [e.fstype for e in top] == ["autofs"]  # the trigger stays for the next access

@@ -170,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 1)
     for item in translation.skipped:
         print(f"{PROG}: ignoring unknown option {item!r} (-s)", file=sys.stderr)
+    if translation.wanted_rw:
+        print(f"{PROG}: mounting {args.mountpoint} read-only ('rw' ignored)", file=sys.stderr)
     if args.verbose or args.fake:
         print(f"{PROG}: running: {' '.join(command)}", file=sys.stderr)
     if args.fake:

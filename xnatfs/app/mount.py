@@ -96,7 +96,7 @@ def run(
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     tunables = Tunables.for_mount(cfg, raise_fd_limit())
-    check_mountpoint(cfg.mountpoint)
+    check_mountpoint(cfg.mountpoint, allow_non_empty=cfg.allow_non_empty)
     client = build_client(cfg, credentials, tunables)
     try:
         projects = client.check()
@@ -127,8 +127,8 @@ async def _serve(
     ready: ReadyCallback,
 ) -> int:
     remote = AsyncXnat(client, cfg.max_connections, disk_threads=tunables.disk_threads)
-    listings = Listings(remote, cfg.metadata_ttl, max_bytes=tunables.listing_bytes)
-    root = RootDir()
+    listings = Listings(remote, cfg.metadata_ttl, max_bytes=cfg.metadata_cache_size)
+    root = RootDir(selectors=cfg.selectors == "listed")
     listings.prime(root.source(), projects)  # what the start-up check read
     clean = False
     async with trio.open_nursery() as nursery:

@@ -60,6 +60,8 @@ class Translation:
 
     args: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # `rw` was given (mount(8) adds it whenever `ro` is not): the mount is read-only anyway.
+    wanted_rw: bool = False
 
 
 def split_options(text: str) -> list[str]:
@@ -95,22 +97,24 @@ def translate_options(
     directory or HOME) path values must be absolute. The options of `IGNORED_OPTIONS` and
     `x-*` are dropped.
 
-    Raises ConfigError for `rw` (xnatfs is read-only), and for whatever `parse_option` refuses:
-    password-like options, a missing or refused value, and unknown options (unless `sloppy`,
-    which skips them and lists them in `skipped`).
+    `rw` (which mount(8) passes whenever `ro` is not given, so every fstab line written the
+    usual way has it) is accepted and noted in `wanted_rw`: the mount is read-only anyway.
+
+    Raises ConfigError for whatever `parse_option` refuses: password-like options, a missing or
+    refused value, and unknown options (unless `sloppy`, which skips them and lists them in
+    `skipped`).
     """
     args: list[str] = []
     skipped: list[str] = []
+    wanted_rw = False
     for item in split_options(text):
         raw_key, _, value = item.partition("=")
         key = canonical(raw_key)
         if item in IGNORED_OPTIONS or item.startswith(IGNORED_PREFIXES):
             continue
         if key == "rw":
-            raise ConfigError(
-                "xnatfs is read-only: add 'ro' to the mount options "
-                "(mount(8) passes 'rw' whenever 'ro' is not given)"
-            )
+            wanted_rw = True
+            continue
         # Before the sloppy skip: a password is refused even among unknown options.
         refuse_secret(raw_key, MOUNT_OPTIONS)
         spec = option_spec(key, MOUNT_OPTIONS)
@@ -131,4 +135,4 @@ def translate_options(
                 "(mount(8) and systemd mount units have no working directory or HOME)"
             )
         args.append(f"{dashed}={value}")
-    return Translation(args=args, skipped=skipped)
+    return Translation(args=args, skipped=skipped, wanted_rw=wanted_rw)

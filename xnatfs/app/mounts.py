@@ -148,14 +148,28 @@ def clear_stale_mount(mountpoint: Path, *, mountinfo: Path = MOUNTINFO) -> bool:
     return True
 
 
-def check_mountpoint(path: str | os.PathLike[str]) -> None:
+def top_mount(path: str, mountinfo: Path = MOUNTINFO) -> MountEntry | None:
+    """The mount on top at `path` (the last one mounted there), or None."""
+    try:
+        entries = parse_mountinfo(mountinfo.read_text())
+    except OSError:
+        return None
+    found = [e for e in entries if e.mountpoint == path]
+    return found[-1] if found else None
+
+
+def check_mountpoint(path: str | os.PathLike[str], *, allow_non_empty: bool = False) -> None:
     """Make sure a new mount can go on `path`, clearing a dead xnatfs mount left there.
 
-    Raises ConfigError with a one-line reason when `path` does not exist, is not a directory,
-    is already a mount point, is a dead mount that cannot be cleared here (another filesystem
-    type, or fusermount failed), or (for users other than root) is not writable.
+    Mounting over an automount trigger (an `autofs` mount, as systemd's `x-systemd.automount`
+    and `.automount` units set up) is what the trigger is for, so it is allowed and nothing
+    inside it is looked at (that would trigger it). Raises ConfigError with a one-line reason
+    when `path` does not exist, is not a directory, is already a mount point, holds entries
+    that the mount would hide (unless `allow_non_empty`), is a dead mount that cannot be
+    cleared here (another filesystem type, or fusermount failed), or (for users other than
+    root) is not writable.
     """
-    p = os.fspath(path)
+    p = os.path.abspath(os.fspath(path))
     try:
         # A crashed or killed mount leaves a dead entry behind; a restart must not trip on it.
         clear_stale_mount(Path(p))
@@ -165,7 +179,7 @@ def check_mountpoint(path: str | os.PathLike[str]) -> None:
             f"try: xnatfs umount --lazy {p}"
         ) from None
     try:
-        os.stat(p)
+        os.stat(p)  # stat never triggers an automount
     except FileNotFoundError:
         raise ConfigError(f"mount point {p} does not exist") from None
     except OSError as exc:
@@ -176,7 +190,17 @@ def check_mountpoint(path: str | os.PathLike[str]) -> None:
         raise ConfigError(f"mount point {p}: {exc.strerror}") from None
     if not os.path.isdir(p):
         raise ConfigError(f"mount point {p} is not a directory")
+    top = top_mount(p)
+    if top is not None and top.fstype == "autofs":
+        return
     if os.path.ismount(p):
         raise ConfigError(f"{p} is already a mount point")
+    if not allow_non_empty:
+        with os.scandir(p) as entries:
+            if next(entries, None) is not None:
+                raise ConfigError(
+                    f"mount point {p} is not empty: the mount would hide what is there; "
+                    "use another directory, or --allow-non-empty to mount over it"
+                )
     if not os.access(p, os.W_OK) and os.getuid() != 0:
         raise ConfigError(f"mount point {p} is not writable by you (FUSE needs that)")

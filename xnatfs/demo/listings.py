@@ -166,6 +166,7 @@ def single_catalog_base(scope: Scope, cat: Catalog) -> str:
 
 
 def project_row(p: Project) -> Row:
+    # Real XNAT sends no insert date for projects, whatever `columns=` asks (reference §11a).
     return {
         "ID": p.id,
         "secondary_ID": p.secondary_id,
@@ -173,8 +174,6 @@ def project_row(p: Project) -> Row:
         "description": p.description,
         "pi_firstname": p.pi_firstname,
         "pi_lastname": p.pi_lastname,
-        "insert_date": p.insert_date,
-        "insert_user": p.insert_user,
         "URI": f"/data/projects/{p.id}",
     }
 

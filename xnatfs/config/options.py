@@ -12,130 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from xnatfs.config.values import (
+    default_cache_root,
+    normalize_url,
+    parse_bool,
+    parse_id,
+    parse_positive_int,
+    parse_prefetch,
+    parse_seconds,
+    parse_selectors,
+    parse_size,
+    server_dir_name,
+)
 from xnatfs.errors import ConfigError
-
-_SIZE_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def parse_size(text: str | int) -> int:
-    """`500M`, `10G`, `1.5T`, `123456` -> bytes (binary units; a trailing `iB`/`B` is allowed)."""
-    if isinstance(text, int):
-        if text < 0:
-            raise ConfigError(f"size must not be negative: {text}")
-        return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGTkmgt]?)(?:i?[Bb])?\s*", str(text))
-    if not m:
-        raise ConfigError(f"not a size: {text!r} (use e.g. 500M, 10G)")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).upper()])
-
-
-def parse_seconds(text: str | float | int) -> float:
-    """`90.5`, `"60"` -> seconds as a float; negative values are refused."""
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise ConfigError(f"seconds must not be negative: {text!r}")
-    return value
-
-
-def parse_positive_int(text: str | int) -> int:
-    """`"8"`, `8` -> 8; less than 1 is refused."""
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise ConfigError(f"must be at least 1: {text!r}")
-    return value
-
-
-def parse_id(text: str | int) -> int:
-    """A whole number that is not negative (user and group ids, counts that may be 0)."""
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise ConfigError(f"not a numeric id: {text!r}") from None
-    if value < 0:
-        raise ConfigError(f"ids are not negative: {text!r}")
-    return value
-
-
-def parse_bool(text: str | bool) -> bool:
-    """`true`/`yes`/`on`/`1` (or nothing: a bare switch) and `false`/`no`/`off`/`0`."""
-    if isinstance(text, bool):
-        return text
-    low = str(text).strip().lower()
-    if low in ("1", "true", "yes", "on", ""):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"not a yes/no value: {text!r}")
-
-
-def parse_prefetch(text: str) -> str:
-    """One of `PREFETCH_MODES`, as written."""
-    if text not in PREFETCH_MODES:
-        raise ConfigError(f"prefetch must be one of {', '.join(PREFETCH_MODES)}: {text!r}")
-    return text
-
-
-PREFETCH_MODES = ("auto", "zip", "parallel", "off")
-
-
-def default_cache_root() -> Path:
-    """systemd's `$CACHE_DIRECTORY` (a unit's `CacheDirectory=`), else `$XDG_CACHE_HOME/xnatfs`,
-    else `~/.cache/xnatfs`; `/var/cache/xnatfs` when HOME is unset."""
-    systemd_dir = os.environ.get("CACHE_DIRECTORY")
-    if systemd_dir:
-        return Path(systemd_dir.split(":")[0])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if xdg:
-        return Path(xdg) / "xnatfs"
-    home = os.environ.get("HOME")
-    if home:
-        return Path(home) / ".cache" / "xnatfs"
-    return Path("/var/cache/xnatfs")
-
-
-def server_dir_name(url: str) -> str:
-    """A file-system-safe name for one server, so each server gets its own cache directory."""
-    parts = urlsplit(url)
-    host = parts.hostname or "server"
-    port = f"_{parts.port}" if parts.port else ""
-    path = re.sub(r"[^A-Za-z0-9._-]+", "_", parts.path.strip("/"))
-    return f"{parts.scheme}_{host}{port}" + (f"_{path}" if path else "")
-
-
-def normalize_url(url: str) -> str:
-    """Validate an XNAT base URL (scheme, host, optional context path) and drop a trailing `/`.
-
-    Credentials inside the URL are refused: they would end up in argv and in logs.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"not an http(s) URL: {url!r}")
-    if parts.username or parts.password:
-        raise ConfigError(
-            "the URL must not contain credentials; use XNATFS_PASSWORD, netrc or --password-file"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError(f"the URL must not have a query or fragment: {url!r}")
-    path = parts.path.rstrip("/")
-    for suffix in ("/data", "/REST"):
-        if path.endswith(suffix):
-            path = path[: -len(suffix)]
-    netloc = parts.netloc
-    return f"{parts.scheme}://{netloc}{path}"
-
 
 _PARSER_TYPES: dict[Callable[[Any], Any], tuple[type, ...]] = {
     parse_bool: (bool, str),
@@ -189,6 +83,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("connect_timeout", parse_seconds, "seconds to wait for a connection (default 10)"),
     OptionSpec("read_timeout", parse_seconds, "seconds to wait for the next byte (default 30)"),
     OptionSpec("retries", parse_id, "attempts after a failed request (default 4)"),
+    OptionSpec(
+        "selectors",
+        parse_selectors,
+        "ALL and type directories: listed (default) or hidden (still reachable by name)",
+    ),
+    OptionSpec("allow_non_empty", parse_bool, "mount over a directory that has entries", flag=True),
+    OptionSpec(
+        "metadata_cache_size",
+        parse_size,
+        "memory for cached listings, e.g. 256M (default 256M)",
+    ),
 )
 
 # Keys that are not mount options but that some places hold as well.
@@ -329,6 +234,9 @@ class MountConfig:
     connect_timeout: float = 10.0
     read_timeout: float = 30.0
     retries: int = 4
+    selectors: str = "listed"
+    allow_non_empty: bool = False
+    metadata_cache_size: int = 256 * 1024**2
 
     @property
     def effective_cache_dir(self) -> Path:
@@ -358,7 +266,6 @@ class Tunables:
     """
 
     chunk_size: int = 256 * 1024  # bytes a download hands on at a time
-    listing_bytes: int = 256 * 1024**2  # memory the cached listings may hold (estimated)
     disk_threads: int = 2  # worker threads that may fsync finished downloads at once
     stats_interval: float = 5.0  # seconds between writes of the cache's stats.json
     prefetch_window: float = 2.0  # seconds between two misses in a listing that start a prefetch
