@@ -7,6 +7,7 @@
     ├── Unavailable                  EIO     connection refused, timeouts, 5xx after retries
     ├── ProtocolError                EIO     a reply that is not what XNAT sends (bad JSON, HTML)
     ├── IntegrityError               EIO     downloaded bytes disagree with the listing
+    ├── NotCached                    ENODATA  --offline, and the listing or file is not on disk
     ├── ReadOnly                     EROFS   any attempt to write
     └── ConfigError                  EINVAL  bad command line or configuration (never at run time)
 
@@ -46,6 +47,12 @@ class ProtocolError(XnatfsError):
 
 class IntegrityError(XnatfsError):
     errno = errno.EIO
+
+
+class NotCached(XnatfsError):
+    """Offline (`--offline`), and what was asked for was never kept on disk."""
+
+    errno = errno.ENODATA
 
 
 class ReadOnly(XnatfsError):

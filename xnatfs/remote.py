@@ -8,7 +8,8 @@ module:
   a `CapacityLimiter` sized by `--max-connections`, so the server never sees more parallel
   requests than configured;
 - `AsyncXnat.blocking` runs local blocking calls (fsync of finished downloads, the readiness
-  stat of the mount point) under a small separate limiter;
+  statfs of the mount point) under a small separate limiter, and `AsyncXnat.serial` those that
+  must not overlap (the metadata store) one at a time;
 - a thread reports back with `Post`: `post(fn, *args)` queues `fn(*args)` to run on the trio
   thread, in order, without waiting (`TrioToken.run_sync_soon`), so a download never stalls on a
   busy event loop;
@@ -68,6 +69,7 @@ class AsyncXnat:
         self._client = client
         self.limiter = trio.CapacityLimiter(max_connections)
         self._disk = trio.CapacityLimiter(disk_threads)
+        self._serial = trio.CapacityLimiter(1)
         self._stops: weakref.WeakSet[Stop] = weakref.WeakSet()
         self._closed = False
 
@@ -145,6 +147,11 @@ class AsyncXnat:
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a local blocking call (fsync, stat) in a worker thread, a few at a time."""
         return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._disk)
+
+    async def serial(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a local blocking call in a worker thread, one such call at a time (the metadata
+        store's one connection)."""
+        return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._serial)
 
     @staticmethod
     def _post() -> Post:

@@ -77,6 +77,8 @@ def test_every_option_is_accepted_by_name(tmp_path: Path) -> None:
         "selectors": '"hidden"',
         "allow_non_empty": "true",
         "metadata_cache_size": '"64M"',
+        "metadata_disk_size": '"1G"',
+        "offline": "false",
     }
     assert set(sample) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     text = "\n".join(f"{k} = {v}" for k, v in sample.items())

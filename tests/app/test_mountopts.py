@@ -117,6 +117,8 @@ def test_every_option_translates() -> None:
         "selectors": "selectors=hidden",
         "allow_non_empty": "allow_non_empty",
         "metadata_cache_size": "metadata_cache_size=64M",
+        "metadata_disk_size": "metadata_disk_size=1G",
+        "offline": "offline",
     }
     assert set(samples) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     args = translate_options(",".join(samples.values())).args

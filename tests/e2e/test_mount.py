@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.mounting import Mount, quiet_log, tmp_mounted
+from tests.support.mounting import Mount, quiet_log, settled, tmp_mounted
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 
 pytestmark = pytest.mark.fuse
@@ -103,31 +103,35 @@ def test_seed_tree_exactly_with_bytes_equal_to_the_server(demo: DemoServer, tmp_
 
 def test_request_counts(demo: DemoServer, tmp_path: Path) -> None:
     with mount_demo(demo, tmp_path, "--prefetch", "off") as m:
-        demo.log.reset()
+        quiet_log(demo)
         dicom = m.path / SESSION / "scans/1/DICOM"
         names = os.listdir(dicom)
         # projects (cached at mount), subjects, experiments, scans, scan resources, files
+        settled(demo)
         listings_before = demo.log.count(kind="listing")
         assert listings_before == 5
         for name in names * 3:
             (dicom / name).stat()
         for probe in (".hidden", ".directory", "desktop.ini", "autorun.inf", ".git"):
             assert not (dicom / probe).exists()
+        settled(demo)
         assert demo.log.count(kind="listing") == listings_before
         assert demo.log.count(kind="file") == 0
         # A selector directory costs one server-side selector files request for all scans.
-        demo.log.reset()
+        quiet_log(demo)
         groups = os.listdir(m.path / SESSION / "scans/T1/DICOM")
         assert sorted(groups) == ["1", "2"]
         for g in groups:
             os.listdir(m.path / SESSION / "scans/T1/DICOM" / g)
+        settled(demo)
         files = [e for e in demo.log.entries() if e.kind == "listing" and e.path.endswith("/files")]
         assert len(files) == 1 and "/scans/T1/" in files[0].path
         # Reading a file twice: one GET, the re-read comes from a cache.
-        demo.log.reset()
+        quiet_log(demo)
         data = (dicom / "1.dcm").read_bytes()
         assert (dicom / "1.dcm").read_bytes() == data
         assert (m.path / SESSION / "scans/ALL/DICOM/1/1.dcm").read_bytes() == data
+        settled(demo)
         assert demo.log.count(kind="file") == 1
 
 

@@ -11,16 +11,9 @@ import trio.testing
 from tests.support.core import boundary
 from tests.support.fake_remote import E, FakeRemote
 from xnatfs.errors import NotFound
-from xnatfs.namespace.levels import (
-    ROOT_DIR,
-    CollectionDir,
-    ExperimentDir,
-    OwnerDir,
-    ProjectDir,
-    SelectorDir,
-    SubjectDir,
-)
+from xnatfs.namespace.levels import ROOT_DIR, ExperimentDir, ProjectDir, SubjectDir
 from xnatfs.namespace.listings import Listings
+from xnatfs.namespace.owners import CollectionDir, OwnerDir, SelectorDir
 from xnatfs.namespace.values import Dir, Node, Source, root_node
 
 SCANS = f"/data/experiments/{E}/scans"

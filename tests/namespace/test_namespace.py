@@ -4,14 +4,8 @@ requests behind each directory."""
 from __future__ import annotations
 
 from xnatfs.namespace.files import FilesDir, GroupedFilesDir
-from xnatfs.namespace.levels import (
-    ROOT_DIR,
-    CollectionDir,
-    ExperimentDir,
-    OwnerDir,
-    RootDir,
-    SelectorDir,
-)
+from xnatfs.namespace.levels import ROOT_DIR, ExperimentDir, RootDir
+from xnatfs.namespace.owners import CollectionDir, OwnerDir, SelectorDir
 from xnatfs.namespace.rules import SLASH_STANDIN, display_name, parse_time_ns
 from xnatfs.namespace.values import (
     Children,

@@ -34,6 +34,7 @@ def make_fs(
     """The core as `xnatfs.app.mount` composes it, with `ttl` as --metadata-ttl."""
     xnat = boundary(remote)
     listings = Listings(xnat, ttl)
+    listings.start(nursery)
     prefetcher = Prefetcher(xnat, listings.rows, nursery, mode=prefetch)
     store = Downloads(xnat, cache, nursery, on_miss=prefetcher.note_miss)
     prefetcher.bind(store)

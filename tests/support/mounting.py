@@ -246,11 +246,12 @@ def tmp_mounted(
         yield mount
 
 
-def quiet_log(server: Any) -> None:
-    """Reset a demo server's request log once it has logged everything asked of it so far.
+def settled(server: Any) -> int:
+    """The number of requests a demo server has logged, once it has logged everything asked of
+    it so far.
 
     The server logs a request when its handler ends, which can be a moment after the client
-    already has the bytes: a reset right after reading could still see a late entry.
+    already has the bytes: a count (or a reset) right after reading could miss a late entry.
     """
     last, stable_since = -1, time.monotonic()
     while time.monotonic() - stable_since < 0.3:
@@ -258,4 +259,10 @@ def quiet_log(server: Any) -> None:
         if total != last:
             last, stable_since = total, time.monotonic()
         time.sleep(0.05)
+    return int(last)
+
+
+def quiet_log(server: Any) -> None:
+    """Reset a demo server's request log once it has logged everything asked of it so far."""
+    settled(server)
     server.log.reset()

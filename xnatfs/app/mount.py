@@ -14,6 +14,8 @@ import logging
 import os
 import resource
 import signal
+import sqlite3
+import time
 from collections.abc import Callable
 
 import pyfuse3
@@ -22,16 +24,18 @@ import trio
 from xnatfs.app import systemd
 from xnatfs.app.mounts import DEAD_ERRNOS, check_mountpoint
 from xnatfs.cache.disk import DiskCache
+from xnatfs.cache.metadata import ListingStore, store_path
 from xnatfs.config import MountConfig, Tunables
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
-from xnatfs.errors import ConfigError, XnatfsError
+from xnatfs.errors import ConfigError, Unavailable, XnatfsError
 from xnatfs.fs.filesystem import Filesystem
 from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import XnatOperations
 from xnatfs.namespace.levels import RootDir
-from xnatfs.namespace.listings import Listings
+from xnatfs.namespace.listings import Listings, store_key
 from xnatfs.namespace.values import Rows
+from xnatfs.namespace.walk import WalkAhead
 from xnatfs.remote import AsyncXnat
 from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import XnatClient
@@ -99,12 +103,22 @@ def run(
     check_mountpoint(cfg.mountpoint, allow_non_empty=cfg.allow_non_empty)
     client = build_client(cfg, credentials, tunables)
     try:
-        projects = client.check()
+        # Offline, nothing is asked of the server: the projects come from the stored listings.
+        projects: Rows | None = None
+        unreachable: Unavailable | None = None
+        if not cfg.offline:
+            try:
+                projects = client.check()
+            except Unavailable as exc:
+                unreachable = exc  # a browsed archive still mounts from what is stored
         cache = DiskCache(
             cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
         )
+        store = open_store(cfg, credentials, unreachable)
         try:
-            return trio.run(_serve, cfg, tunables, client, cache, projects, ready or (lambda: None))
+            return trio.run(
+                _serve, cfg, tunables, client, cache, store, projects, ready or (lambda: None)
+            )
         except BaseExceptionGroup as group:
             # Trio wraps what a nursery raises; a failure the user can act on (the mount point
             # refused by the kernel, say) must still reach them as one line.
@@ -113,9 +127,46 @@ def run(
                 raise
             raise first from None
         finally:
+            if store is not None:
+                store.close()
             cache.close()
     finally:
         client.close()
+
+
+def open_store(
+    cfg: MountConfig, credentials: Credentials | None, unreachable: Unavailable | None = None
+) -> ListingStore | None:
+    """The listings kept on disk for this server and user (None when switched off).
+
+    Offline, or with the server unreachable at start (`unreachable`), a mount needs them: a
+    ConfigError (offline) or the `unreachable` error says so when there are none; otherwise one
+    warning says the mount serves what is stored.
+    """
+    path = store_path(cfg.effective_cache_dir, credentials.user if credentials else None)
+    store: ListingStore | None = None
+    if cfg.metadata_disk_size > 0:
+        try:
+            store = ListingStore(path, cfg.metadata_disk_size)
+        except (OSError, sqlite3.Error) as exc:
+            if cfg.offline:
+                raise ConfigError(f"cannot open the stored listings in {path}: {exc}") from None
+            log.warning("listings are not kept across mounts: cannot open %s: %s", path, exc)
+    if not (cfg.offline or unreachable):
+        return store
+    stored = store is not None and store.get(store_key(RootDir().source())) is not None
+    if not stored:
+        if store is not None:
+            store.close()
+        if unreachable is not None:
+            raise unreachable
+        raise ConfigError(
+            f"nothing of {cfg.url} is stored for offline use in {cfg.effective_cache_dir} "
+            "(for this user); mount it once online first"
+        )
+    if unreachable is not None:
+        log.warning("%s; mounting what is stored, and asking again as it is used", unreachable)
+    return store
 
 
 async def _serve(
@@ -123,15 +174,25 @@ async def _serve(
     tunables: Tunables,
     client: XnatClient,
     cache: DiskCache,
-    projects: Rows,
+    store: ListingStore | None,
+    projects: Rows | None,
     ready: ReadyCallback,
 ) -> int:
     remote = AsyncXnat(client, cfg.max_connections, disk_threads=tunables.disk_threads)
-    listings = Listings(remote, cfg.metadata_ttl, max_bytes=cfg.metadata_cache_size)
+    listings = Listings(
+        remote,
+        cfg.metadata_ttl,
+        max_bytes=cfg.metadata_cache_size,
+        store=store,
+        offline=cfg.offline,
+    )
     root = RootDir(selectors=cfg.selectors == "listed")
-    listings.prime(root.source(), projects)  # what the start-up check read
+    if projects is not None:
+        await listings.prime(root.source(), projects)  # what the start-up check read
+    first_seen = await _first_seen(remote, store)
     clean = False
     async with trio.open_nursery() as nursery:
+        listings.start(nursery)
         prefetcher = Prefetcher(
             remote,
             listings.rows,
@@ -144,9 +205,22 @@ async def _serve(
             max_files=tunables.prefetch_max_files,
             parallel=tunables.prefetch_parallel,
         )
-        data = Downloads(remote, cache, nursery, on_miss=prefetcher.note_miss)
+        data = Downloads(
+            remote,
+            cache,
+            nursery,
+            on_miss=prefetcher.note_miss,
+            sizes=store,
+            offline=cfg.offline,
+        )
         prefetcher.bind(data)
-        fs = Filesystem(listings, data, root, reporters=(prefetcher.stats, cache.report))
+        walker = WalkAhead(listings, nursery, parallel=cfg.max_connections)
+        reporters = [prefetcher.stats, cache.report, walker.stats]
+        if store is not None:
+            reporters.append(store.stats)
+        fs = Filesystem(
+            listings, data, root, reporters=reporters, first_seen_ns=first_seen, walker=walker
+        )
         ops = XnatOperations(
             fs,
             ttl=cfg.metadata_ttl,
@@ -208,12 +282,24 @@ async def _announce_ready(cfg: MountConfig, remote: AsyncXnat, ready: ReadyCallb
     ready()
 
 
+async def _first_seen(remote: AsyncXnat, store: ListingStore | None) -> int:
+    """When this archive was first mounted (for user), in ns: the root's time of last resort."""
+    now = str(time.time_ns())
+    if store is None:
+        return int(now)
+    seen = await remote.serial(store.fact, "first_seen")
+    if seen is None or not seen.isdigit():
+        await remote.serial(store.put_fact, "first_seen", now)
+        return int(now)
+    return int(seen)
+
+
 async def _watch_signals(listings: Listings) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
-                listings.clear()
-                log.info("SIGHUP: metadata caches dropped")
+                await listings.forget()
+                log.info("SIGHUP: every listing is asked for again before it is trusted")
                 continue
             log.info("%s: unmounting", signal.Signals(signum).name)
             pyfuse3.terminate()

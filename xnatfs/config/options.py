@@ -94,6 +94,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         parse_size,
         "memory for cached listings, e.g. 256M (default 256M)",
     ),
+    OptionSpec(
+        "metadata_disk_size",
+        parse_size,
+        "disk space for listings kept across mounts, e.g. 1G (default 1G; 0: none)",
+    ),
+    OptionSpec(
+        "offline", parse_bool, "no requests at all: browse and read what is on disk", flag=True
+    ),
 )
 
 # Keys that are not mount options but that some places hold as well.
@@ -237,6 +245,8 @@ class MountConfig:
     selectors: str = "listed"
     allow_non_empty: bool = False
     metadata_cache_size: int = 256 * 1024**2
+    metadata_disk_size: int = 1024**3
+    offline: bool = False
 
     @property
     def effective_cache_dir(self) -> Path:

@@ -22,6 +22,7 @@ import errno
 import logging
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 import trio
 from cachetools import LRUCache
@@ -29,7 +30,7 @@ from cachetools import LRUCache
 from xnatfs.cache.disk import DiskCache
 from xnatfs.data.reader import FileReader
 from xnatfs.data.transfer import PartWriter, Transfer
-from xnatfs.errors import IntegrityError, Unavailable, XnatfsError
+from xnatfs.errors import IntegrityError, NotCached, Unavailable, XnatfsError
 from xnatfs.fileversion import FileVersion, Verified, verify_part
 from xnatfs.namespace.values import Source
 from xnatfs.remote import AsyncXnat
@@ -40,6 +41,17 @@ log = logging.getLogger(__name__)
 
 # Told about every download that a read had to start (a cache miss): the series prefetch.
 MissHandler = Callable[[FileVersion, Source], None]
+
+
+class SizeStore(Protocol):
+    """Sizes learned before, kept across mounts (`xnatfs.cache.metadata.ListingStore`); called
+    in a worker thread."""
+
+    def size(self, uri: str) -> int | None:
+        """The size learned for the file at `uri`, or None."""
+
+    def put_size(self, uri: str, size: int) -> None:
+        """Keep a learned size."""
 
 
 class Downloads:
@@ -57,6 +69,8 @@ class Downloads:
         on_miss: MissHandler | None = None,
         *,
         max_learned_sizes: int = 100_000,
+        sizes: SizeStore | None = None,
+        offline: bool = False,
     ) -> None:
         self._remote = remote
         self._cache = cache
@@ -70,6 +84,8 @@ class Downloads:
         self._sizes: LRUCache[str, int] = LRUCache(maxsize=max_learned_sizes)
         self._sizing: SingleFlight[str, int] = SingleFlight()
         self._size_requests = 0
+        self._size_store = sizes
+        self._offline = offline  # nothing is asked of the server: a miss is NotCached
 
     # -- readers -------------------------------------------------------------------------------
 
@@ -99,12 +115,19 @@ class Downloads:
         return await self._sizing.run(version.uri, lambda: self._measure(version))
 
     async def _measure(self, version: FileVersion) -> int:
+        if self._size_store is not None:
+            stored = await self._remote.serial(self._size_store.size, version.uri)
+            if stored is not None:
+                self._sizes[version.uri] = stored
+                return stored
         fd = self._cache.open(version)
         if fd is not None:
             try:
                 size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
+        elif self._offline:
+            raise NotCached(f"offline: the size of {version.uri} was never learned")
         else:
             self._size_requests += 1
             length = await self._remote.size(file_url_path(version.uri))
@@ -120,13 +143,22 @@ class Downloads:
                     self.detach(t)
             else:
                 size = length
-        self._sizes[version.uri] = size
+        self._learn(version, size)
         return size
+
+    def _learn(self, version: FileVersion, size: int) -> None:
+        self._sizes[version.uri] = size
+        if self._size_store is not None:
+            self._nursery.start_soon(
+                self._remote.serial, self._size_store.put_size, version.uri, size
+            )
 
     def attach(self, version: FileVersion, listing: Source | None) -> Transfer:
         """The running download of `version`, started if there is none; one more reader."""
         transfer = self._inflight.get(version)
         if transfer is None:
+            if self._offline:
+                raise NotCached(f"offline: {version.uri} is not in the disk cache")
             transfer = self._new(version)
             self.fetch(transfer)
             if self._on_miss is not None and listing is not None:
@@ -212,8 +244,8 @@ class Downloads:
         # Readers may read to the end now. Making the file durable (fsync) and admitting it
         # happen after, off the readers' path and in batches; until then the transfer stays in
         # `_inflight`, so new readers use it instead of downloading again.
-        if t.version.size is None:
-            self._sizes[t.version.uri] = t.writer.written
+        if t.version.size is None and self.known_size(t.version) is None:
+            self._learn(t.version, t.writer.written)
         t.verified = True
         t.finish(None)
         self._admit_queue.append((t, verified))

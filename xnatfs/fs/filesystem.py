@@ -17,13 +17,14 @@ from dataclasses import dataclass
 
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.reader import FileReader
-from xnatfs.errors import NotFound, ReadOnly, XnatfsError
+from xnatfs.errors import NotCached, NotFound, ReadOnly, XnatfsError
 from xnatfs.fileversion import FileVersion
 from xnatfs.fs.handles import HandleTable
 from xnatfs.fs.inodes import InodeTable
 from xnatfs.namespace.levels import ROOT_DIR
 from xnatfs.namespace.listings import Listings
 from xnatfs.namespace.values import Children, Dir, Node, root_node
+from xnatfs.namespace.walk import WalkAhead
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,12 @@ class Filesystem:
         data: Downloads,
         root: Dir = ROOT_DIR,
         reporters: Sequence[Reporter] = (),
+        first_seen_ns: int | None = None,
+        walker: WalkAhead | None = None,
     ) -> None:
         self.listings = listings
         self.data = data
+        self._walker = walker
         self._reporters = (listings.stats, data.stats, *reporters)
         self.root = root_node(root)
         self.inodes = InodeTable(self.root)
@@ -85,7 +89,8 @@ class Filesystem:
         self._times: dict[int, int] = {}
         # The version whose pages the kernel may hold for an inode (opened with keep_cache).
         self._paged: dict[int, FileVersion] = {}
-        self._first_seen = time.time_ns()
+        # When this archive was first mounted: the root's time when nothing else has a date.
+        self._first_seen = time.time_ns() if first_seen_ns is None else first_seen_ns
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -121,8 +126,8 @@ class Filesystem:
         try:
             try:
                 found = await self.listings.time(node)
-            except NotFound:
-                found = None  # a server without the listing: the fallbacks below
+            except (NotFound, NotCached):
+                found = None  # a server without the listing, or offline: the fallbacks below
             if found is None and node.parent is None:
                 # The root of a `--project` mount: the newest of its projects.
                 found = await self._newest_child_time(node)
@@ -186,6 +191,8 @@ class Filesystem:
         if node.dir is None:
             raise NotFound("not a directory")
         children: Children = await self.listings.children(node)
+        if self._walker is not None:
+            self._walker.seen(node)
         # An immutable snapshot per open: readdir offsets index into it, so entries are never
         # skipped or repeated while the listing changes underneath.
         snapshot = (

@@ -34,6 +34,16 @@ def _identity(node: Node) -> tuple[object, ...]:
     return ("d", parent, node.name)
 
 
+def _same(a: Node, b: Node) -> bool:
+    """Whether two nodes with one key stand for one object (a file by URI, a directory by its
+    parent and name)."""
+    if a.file is not None or b.file is not None:
+        return a.file is not None and b.file is not None and a.file.uri == b.file.uri
+    pa = a.parent.key if a.parent is not None else 0
+    pb = b.parent.key if b.parent is not None else 0
+    return pa == pb and a.name == b.name
+
+
 def _probe(ino: int) -> int:
     nxt = (ino * 6364136223846793005 + 1442695040888963407) & _MASK
     return nxt if nxt > ROOT_INODE else nxt + 2
@@ -74,7 +84,7 @@ class InodeTable:
             existing = self._nodes.get(ino)
             if existing is None or existing is node:
                 return ino
-            if existing.key == node.key and _identity(existing) == _identity(node):
+            if existing.key == node.key and _same(existing, node):
                 return ino
             ino = _probe(ino)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
-from xnatfs.namespace.files import FilesDir, GroupedFilesDir, ResourcesDir, resource_name
-from xnatfs.namespace.rules import display_name, parse_time_ns, server_value
+from xnatfs.namespace.files import ResourcesDir
+from xnatfs.namespace.owners import CollectionDir
+from xnatfs.namespace.rules import display_name, parse_time_ns
 from xnatfs.namespace.values import (
     Dir,
-    FilesContext,
     Listing,
     Node,
     Row,
@@ -18,14 +18,10 @@ from xnatfs.namespace.values import (
     unique,
 )
 from xnatfs.xnat.paths import (
-    collection_path,
     experiment_path,
     experiments_path,
-    owner_path,
     project_path,
     projects_path,
-    resource_files_path,
-    resources_path,
     subject_path,
     subjects_path,
 )
@@ -161,171 +157,6 @@ class ExperimentDir(Dir):
             parent.child("assessors", dir=CollectionDir(e, "assessors", sel)),
             parent.child("resources", dir=ResourcesDir(experiment_path(e))),
         ]
-
-
-@dataclass(frozen=True)
-class Owners:
-    """What a collection listing says about its owners, computed once per fetch.
-
-    `ids` in listing order; `labels`: ID -> entry name (assessors are shown by label, scans and
-    reconstructions by ID); `kinds`: ID -> type (or xsi:type); `selectors`: the type (or
-    xsi:type) directories, by name -> the value they select; `links`: ID -> how many listed
-    paths lead to that owner's files.
-    """
-
-    ids: tuple[str, ...]
-    labels: Mapping[str, str]
-    kinds: Mapping[str, str]
-    selectors: Mapping[str, str]
-    links: Mapping[str, int]
-
-
-@dataclass(frozen=True)
-class CollectionDir(Dir):
-    """`scans/`, `reconstructions/` or `assessors/`: one directory per owner (scan and
-    reconstruction IDs, assessor labels), one per type (xsi:type for assessors) that is not
-    also an owner's name, and `ALL`. Accession IDs of assessors and comma lists resolve on
-    lookup; with `selectors` False, type directories and `ALL` only resolve."""
-
-    experiment: str
-    collection: str  # "scans" | "reconstructions" | "assessors"
-    selectors: bool = True
-
-    def source(self) -> Source:
-        return Source(collection_path(self.experiment, self.collection))
-
-    def _owners(self, listing: Listing) -> Owners:
-        return listing.derived(("owners", self.selectors), lambda: self._read(listing))
-
-    def _read(self, listing: Listing) -> Owners:
-        assessors = self.collection == "assessors"
-        type_key = "xsiType" if assessors else "type"
-        ids: list[str] = []
-        labels: dict[str, str] = {}
-        kinds: dict[str, str] = {}
-        for row in listing.rows:
-            oid = need(row, "ID", listing.source)
-            ids.append(oid)
-            labels[oid] = (row.get("label") or oid) if assessors else oid
-            kinds[oid] = row.get(type_key, "")
-        taken = set(labels.values()) | {"ALL"}
-        selectors: dict[str, str] = {}
-        for kind in kinds.values():
-            name = display_name(kind)
-            if name is not None and kind not in taken and name not in selectors:
-                selectors[name] = kind
-        listed_kinds = set(selectors.values())
-        links = {oid: 1 + (2 if kinds[oid] in listed_kinds else 1) * self.selectors for oid in ids}
-        return Owners(tuple(ids), labels, kinds, selectors, links)
-
-    def _selector(self, parent: Node, name: str, tokens: tuple[str, ...], o: Owners) -> Node:
-        return parent.child(name, dir=SelectorDir(self.experiment, self.collection, tokens, o))
-
-    def entries(self, parent: Node, listing: Listing) -> list[Node]:
-        o = self._owners(listing)
-        nodes = []
-        for oid in o.ids:
-            name = display_name(o.labels[oid])
-            if name is not None:
-                owner = OwnerDir(self.experiment, self.collection, oid, o.links[oid])
-                nodes.append(parent.child(name, dir=owner))
-        if self.selectors:
-            for name, kind in o.selectors.items():
-                nodes.append(self._selector(parent, name, (kind,), o))
-            nodes.append(self._selector(parent, "ALL", ("ALL",), o))
-        return unique(nodes)
-
-    def resolve(self, parent: Node, name: str, listing: Listing) -> Node | None:
-        o = self._owners(listing)
-        if name in o.kinds and self.collection == "assessors":  # an assessor's accession ID
-            return parent.child(
-                name, dir=OwnerDir(self.experiment, self.collection, name, o.links[name])
-            )
-        if name == "ALL":
-            return self._selector(parent, name, ("ALL",), o)
-        if name in o.selectors:
-            return self._selector(parent, name, (o.selectors[name],), o)
-        if "," not in name:
-            return None
-        tokens = tuple(server_value(t) for t in name.split(","))
-        if any(not t for t in tokens):
-            return None
-        return self._selector(parent, name, tokens, o)
-
-
-@dataclass(frozen=True)
-class OwnerDir(Dir):
-    """One scan, reconstruction or assessor: its resources, and only its own.
-
-    XNAT matches `scans/2` against scan IDs *and* types, so rows are filtered by `cat_id`.
-    `links`: how many listed paths lead to each of its files.
-    """
-
-    experiment: str
-    collection: str
-    owner: str
-    links: int = 1
-
-    def _path(self) -> str:
-        return owner_path(self.experiment, self.collection, [self.owner])
-
-    def source(self) -> Source:
-        return Source(resources_path(self._path()))
-
-    def entries(self, parent: Node, listing: Listing) -> list[Node]:
-        nodes = []
-        for row in listing.rows:
-            if row.get("cat_id", self.owner) != self.owner:
-                continue
-            rid, name = resource_name(row, listing.source)
-            if name is not None:
-                context = FilesContext(
-                    self.collection, {rid: self.owner}, links={self.owner: self.links}
-                )
-                files = Source(resource_files_path(self._path(), [rid]), context=context)
-                nodes.append(parent.child(name, dir=FilesDir(files)))
-        return unique(nodes)
-
-
-@dataclass(frozen=True)
-class SelectorDir(Dir):
-    """`ALL`, a type, an xsi:type or a comma list: the resource labels found in any matched
-    owner, each a directory of per-owner groups (one request for all of them)."""
-
-    experiment: str
-    collection: str
-    tokens: tuple[str, ...]
-    # Read from the collection listing; not part of what the directory is.
-    owners: Owners | None = field(default=None, compare=False, repr=False)
-
-    def _path(self) -> str:
-        return owner_path(self.experiment, self.collection, self.tokens)
-
-    def source(self) -> Source:
-        return Source(resources_path(self._path()), missing_ok=True)
-
-    def entries(self, parent: Node, listing: Listing) -> list[Node]:
-        by_name: dict[str, dict[str, str]] = {}
-        for row in listing.rows:
-            rid, name = resource_name(row, listing.source)
-            if name is not None:
-                by_name.setdefault(name, {})[rid] = row.get("cat_id", "")
-        o = self.owners
-        nodes = []
-        for name, members in by_name.items():
-            context = FilesContext(
-                self.collection,
-                members,
-                labels=o.labels if o is not None else {},
-                links=o.links if o is not None else {},
-            )
-            files = Source(
-                resource_files_path(self._path(), list(members)),
-                missing_ok=True,
-                context=context,
-            )
-            nodes.append(parent.child(name, dir=GroupedFilesDir(files, self.collection)))
-        return unique(nodes)
 
 
 ROOT_DIR = RootDir()

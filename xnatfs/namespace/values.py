@@ -104,6 +104,10 @@ class Listing:
         self.rows = rows
         self._memo: dict[Any, Any] = {}
 
+    def known(self, key: object) -> Any:
+        """What `derived` remembered under `key`, or None (nothing is computed)."""
+        return self._memo.get(key)
+
     def derived(self, key: object, compute: Callable[[], T]) -> T:
         """`compute()`'s result, remembered under `key` for as long as this listing lives."""
         try:
@@ -201,6 +205,16 @@ def root_node(root: Dir, mtime_ns: int = 0) -> Node:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """One request that answers many directories' listings at once: `source` is asked, and
+    `split(rows)` says which rows each of those directories' own sources would have listed
+    (every source the batch covers is in it, empty ones too)."""
+
+    source: Source
+    split: Callable[[Rows], dict[Source, Rows]]
+
+
+@dataclass(frozen=True)
 class Dir:
     """How one directory is listed. Subclasses are frozen, small, hashable values."""
 
@@ -218,6 +232,11 @@ class Dir:
         """For directories whose rows carry no date of their own (projects): the time to show,
         derived from their listing; None when it has none."""
         return None
+
+    def batches(self, listing: Listing) -> list[Batch]:
+        """Requests that list this directory's sub-directories, and theirs, in one go each
+        (for walks), in the order to ask them; `listing` is this directory's own."""
+        return []
 
 
 def sort_nodes(nodes: Iterable[Node]) -> list[Node]:
