@@ -15,6 +15,8 @@ if [ "$profile" = test ]; then
     # The end-to-end tests convert a series read through the mount, as users do.
     command -v dcm2niix >/dev/null 2>&1 || need+=(dcm2niix)
     command -v rsync >/dev/null 2>&1 || need+=(rsync)
+    # getfattr: the extended attributes are tested with the tool users read them with.
+    command -v getfattr >/dev/null 2>&1 || need+=(attr)
     command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 fi
 if [ "${#need[@]}" -gt 0 ]; then

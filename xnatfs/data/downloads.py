@@ -85,6 +85,19 @@ class Downloads:
         """Whether `version` is complete and verified in the disk cache."""
         return self._cache.contains(version)
 
+    def cached_state(self, version: FileVersion) -> str:
+        """Whether `version` is local, without a request: `yes` (complete and verified in the
+        disk cache), `partial N` (a download is running and N bytes are on disk so far) or
+        `no`."""
+        if self._cache.contains(version):
+            return "yes"
+        transfer = self._inflight.get(version)
+        if transfer is not None and not transfer.done:
+            return f"partial {transfer.readable}"
+        if transfer is not None and transfer.verified:
+            return f"partial {transfer.writer.written}"  # verified, being admitted
+        return "no"
+
     def known_size(self, version: FileVersion) -> int | None:
         """The size of `version` if known without a request: the listing's, or one learned."""
         return version.size if version.size is not None else self._sizes.get(version.uri)

@@ -14,6 +14,7 @@ from xnatfs.namespace.values import (
     Node,
     Row,
     Source,
+    XnatObject,
     need,
     unique,
 )
@@ -116,6 +117,9 @@ class ProjectDir(_LabelledLevel):
     def owner(self) -> str:
         return project_path(self.project)
 
+    def describe(self) -> XnatObject:
+        return XnatObject(f"/data/projects/{self.project}", self.project, "xnat:projectData")
+
     def time(self, listing: Listing) -> int | None:
         # XNAT keeps no project date: the newest of its subjects' insert dates.
         return newest_time(listing.rows, "insert_date")
@@ -138,6 +142,10 @@ class SubjectDir(_LabelledLevel):
     def owner(self) -> str:
         return subject_path(self.project, self.subject)
 
+    def describe(self) -> XnatObject:
+        uri = f"/data/projects/{self.project}/subjects/{self.subject}"
+        return XnatObject(uri, self.subject, "xnat:subjectData")
+
     def _child(self, parent: Node, row: Row, name: str, listing: Listing) -> Node:
         eid = need(row, "ID", listing.source)
         mtime = (
@@ -145,13 +153,19 @@ class SubjectDir(_LabelledLevel):
             or parse_time_ns(row.get("insert_date", ""))
             or parent.mtime_ns
         )
-        return parent.child(name, dir=ExperimentDir(eid, self.selectors), mtime_ns=mtime)
+        kind = row.get("xsiType", "")
+        return parent.child(name, dir=ExperimentDir(eid, self.selectors, kind), mtime_ns=mtime)
 
 
 @dataclass(frozen=True)
 class ExperimentDir(Dir):
     experiment: str  # accession ID
     selectors: bool = True
+    # Its xsi:type from the subject's listing; shown, not part of what the directory is.
+    kind: str = field(default="", compare=False)
+
+    def describe(self) -> XnatObject:
+        return XnatObject(f"/data/experiments/{self.experiment}", self.experiment, self.kind)
 
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         e, sel = self.experiment, self.selectors
@@ -194,6 +208,9 @@ class CollectionDir(Dir):
     def source(self) -> Source:
         return Source(collection_path(self.experiment, self.collection))
 
+    def describe(self) -> XnatObject:
+        return XnatObject(f"/data/experiments/{self.experiment}/{self.collection}")
+
     def _owners(self, listing: Listing) -> Owners:
         return listing.derived(("owners", self.selectors), lambda: self._read(listing))
 
@@ -221,14 +238,16 @@ class CollectionDir(Dir):
     def _selector(self, parent: Node, name: str, tokens: tuple[str, ...], o: Owners) -> Node:
         return parent.child(name, dir=SelectorDir(self.experiment, self.collection, tokens, o))
 
+    def _owner(self, oid: str, o: Owners) -> OwnerDir:
+        return OwnerDir(self.experiment, self.collection, oid, o.links[oid], o.kinds[oid])
+
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         o = self._owners(listing)
         nodes = []
         for oid in o.ids:
             name = display_name(o.labels[oid])
             if name is not None:
-                owner = OwnerDir(self.experiment, self.collection, oid, o.links[oid])
-                nodes.append(parent.child(name, dir=owner))
+                nodes.append(parent.child(name, dir=self._owner(oid, o)))
         if self.selectors:
             for name, kind in o.selectors.items():
                 nodes.append(self._selector(parent, name, (kind,), o))
@@ -238,9 +257,7 @@ class CollectionDir(Dir):
     def resolve(self, parent: Node, name: str, listing: Listing) -> Node | None:
         o = self._owners(listing)
         if name in o.kinds and self.collection == "assessors":  # an assessor's accession ID
-            return parent.child(
-                name, dir=OwnerDir(self.experiment, self.collection, name, o.links[name])
-            )
+            return parent.child(name, dir=self._owner(name, o))
         if name == "ALL":
             return self._selector(parent, name, ("ALL",), o)
         if name in o.selectors:
@@ -265,9 +282,16 @@ class OwnerDir(Dir):
     collection: str
     owner: str
     links: int = 1
+    # Its type (xsi:type for assessors) from the collection listing; shown, not part of what
+    # the directory is.
+    kind: str = field(default="", compare=False)
 
     def _path(self) -> str:
         return owner_path(self.experiment, self.collection, [self.owner])
+
+    def describe(self) -> XnatObject:
+        uri = f"/data/experiments/{self.experiment}/{self.collection}/{self.owner}"
+        return XnatObject(uri, self.owner, self.kind)
 
     def source(self) -> Source:
         return Source(resources_path(self._path()))
@@ -303,6 +327,10 @@ class SelectorDir(Dir):
 
     def source(self) -> Source:
         return Source(resources_path(self._path()), missing_ok=True)
+
+    def describe(self) -> XnatObject:
+        selected = ",".join(self.tokens)
+        return XnatObject(f"/data/experiments/{self.experiment}/{self.collection}/{selected}")
 
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         by_name: dict[str, dict[str, str]] = {}
