@@ -20,9 +20,9 @@ import pytest
 import trio
 
 from tests.support.core import make_fs
-from tests.support.fake_remote import FILES, FakeRemote, md5
+from tests.support.fake_remote import BIG, FILES, FakeRemote, md5
 from xnatfs.cache.disk import DiskCache
-from xnatfs.errors import NotFound, ReadOnly, Unavailable
+from xnatfs.errors import AccessDenied, NotFound, ReadOnly, Unavailable
 from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import STATS_XATTR, XnatOperations
 
@@ -293,10 +293,11 @@ async def test_guard_turns_an_unexpected_exception_into_eio_with_a_traceback(
     [
         (NotFound("gone"), errno.ENOENT, logging.DEBUG),
         (ReadOnly("read-only"), errno.EROFS, logging.DEBUG),
-        (Unavailable("server down"), errno.EIO, logging.INFO),
-        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC, logging.INFO),
+        (Unavailable("server down"), errno.EIO, logging.WARNING),
+        (AccessDenied("403 Forbidden"), errno.EACCES, logging.WARNING),
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC, logging.WARNING),
     ],
-    ids=["not-found", "read-only", "unavailable", "disk-full"],
+    ids=["not-found", "read-only", "unavailable", "forbidden", "disk-full"],
 )
 async def test_guard_maps_expected_failures_to_their_errno_in_one_log_line(
     ops: XnatOperations,
@@ -517,6 +518,10 @@ async def test_a_running_download_is_partial_with_its_bytes(
             ):
                 await trio.sleep(0.01)
         assert state == b"partial 65536"  # the first chunk, held there by the gate
+        stats = json.loads(await ops.getxattr(ROOT_INODE, STATS_XATTR, CTX))
+        [running] = stats["transfers"]
+        assert running["uri"] == f"{FILES}/big.dcm" and running["rate"] > 0
+        assert (running["done"], running["total"]) == (65536, len(BIG))
         remote.gate.set()
     await ops.release(info.fh)
 

@@ -96,6 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mount_options(demo)
 
+    status = sub.add_parser(
+        "status",
+        help="what each xnatfs mount is doing: server, downloads, cache, errors",
+        allow_abbrev=False,
+    )
+    status.add_argument("mountpoint", nargs="?", help="only this mount (default: every one)")
+    status.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )
+
     cache = sub.add_parser("cache", help="inspect or clear the disk cache", allow_abbrev=False)
     cache.add_argument("action", choices=["info", "clear"])
     cache.add_argument("--cache-dir", type=Path, default=None)
@@ -201,6 +217,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """`xnatfs status [MOUNTPOINT] [--json] [--watch [SECONDS]]`: see `xnatfs.app.status`."""
+    from xnatfs.app import status
+
+    if args.watch is not None and args.watch <= 0:
+        raise ConfigError(f"--watch takes a positive number of seconds, not {args.watch:g}")
+    return status.run(args.mountpoint, as_json=args.json, watch=args.watch)
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     """`xnatfs cache info|clear`: see `xnatfs.cache.commands`."""
     root = args.cache_dir or default_cache_root()
@@ -218,6 +243,7 @@ COMMANDS = {
     "mount": cmd_mount,
     "umount": cmd_umount,
     "demo": cmd_demo,
+    "status": cmd_status,
     "cache": cmd_cache,
     "install-helper": cmd_install_helper,
 }

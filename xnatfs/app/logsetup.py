@@ -13,6 +13,7 @@ Code must still never log a credential; the scrubber only limits the damage of a
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import os
 import sys
@@ -89,6 +90,29 @@ class TerminalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
+
+
+class RecentErrors(logging.Handler):
+    """Keeps the last `size` warnings and errors of the mount for its stats xattr (what
+    `xnatfs status` shows as the last errors), scrubbed like every log line."""
+
+    def __init__(self, size: int = 10) -> None:
+        super().__init__(logging.WARNING)
+        self._records: collections.deque[dict[str, object]] = collections.deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._records.append(
+            {
+                "time": record.created,
+                "level": record.levelname,
+                "message": scrub(record.getMessage()).splitlines()[0][:500],
+            }
+        )
+
+    def report(self) -> dict[str, object]:
+        """`{"errors": [{"time": epoch, "level": "WARNING", "message": "..."}, ...]}`, oldest
+        first."""
+        return {"errors": list(self._records)}
 
 
 class _XnatfsHandler(logging.StreamHandler[TextIO]):

@@ -19,7 +19,9 @@ from collections.abc import Callable
 import pyfuse3
 import trio
 
+from xnatfs import __version__
 from xnatfs.app import systemd
+from xnatfs.app.logsetup import RecentErrors
 from xnatfs.app.mounts import DEAD_ERRNOS, check_mountpoint
 from xnatfs.cache.disk import DiskCache
 from xnatfs.config import MountConfig, Tunables
@@ -146,7 +148,9 @@ async def _serve(
         )
         data = Downloads(remote, cache, nursery, on_miss=prefetcher.note_miss)
         prefetcher.bind(data)
-        fs = Filesystem(listings, data, root, reporters=(prefetcher.stats, cache.report))
+        recent = RecentErrors()
+        reporters = (prefetcher.stats, cache.report, remote.stats, recent.report, _process)
+        fs = Filesystem(listings, data, root, reporters=reporters)
         ops = XnatOperations(
             fs,
             ttl=cfg.metadata_ttl,
@@ -159,6 +163,7 @@ async def _serve(
             pyfuse3.init(ops, os.fspath(cfg.mountpoint), fuse_options(cfg))
         except RuntimeError as exc:
             raise ConfigError(f"cannot mount on {cfg.mountpoint}: {exc}") from None
+        logging.getLogger("xnatfs").addHandler(recent)
         try:
             nursery.start_soon(_watch_signals, listings)
             nursery.start_soon(_announce_ready, cfg, remote, ready)
@@ -170,7 +175,12 @@ async def _serve(
             nursery.cancel_scope.cancel()
             pyfuse3.close(unmount=clean)
             log.info("unmounted %s (%s)", cfg.mountpoint, _summary(fs.stats()))
+            logging.getLogger("xnatfs").removeHandler(recent)
     return 0
+
+
+def _process() -> dict[str, object]:
+    return {"pid": os.getpid(), "version": __version__}
 
 
 def _summary(stats: dict[str, object]) -> str:

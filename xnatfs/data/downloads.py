@@ -21,6 +21,7 @@ import contextlib
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable
 
 import trio
@@ -37,6 +38,8 @@ from xnatfs.singleflight import SingleFlight
 from xnatfs.xnat.paths import file_url_path
 
 log = logging.getLogger(__name__)
+
+SHOWN_TRANSFERS = 20  # running downloads the stats name one by one
 
 # Told about every download that a read had to start (a cache miss): the series prefetch.
 MissHandler = Callable[[FileVersion, Source], None]
@@ -248,11 +251,28 @@ class Downloads:
             _close_quietly(t.fd)
 
     def stats(self) -> dict[str, object]:
-        """Counters for the stats xattr: GETs started, transfers in flight."""
+        """Counters for the stats xattr: GETs started, transfers in flight, and the running
+        ones (`transfers`, at most `SHOWN_TRANSFERS`, most bytes first): URI, bytes `done`,
+        `total` (None while unknown) and `rate` in bytes per second since it was claimed."""
+        now = time.monotonic()
+        running = sorted(
+            (t for t in self._inflight.values() if not t.done),
+            key=lambda t: t.readable,
+            reverse=True,
+        )
         return {
             "downloads": self._downloads,
             "in_flight": len(self._inflight),
             "size_requests": self._size_requests,
+            "transfers": [
+                {
+                    "uri": t.version.uri,
+                    "done": t.readable,
+                    "total": self.known_size(t.version),
+                    "rate": round(t.readable / max(now - t.created, 1e-3)),
+                }
+                for t in running[:SHOWN_TRANSFERS]
+            ],
         }
 
     # -- internals -----------------------------------------------------------------------------

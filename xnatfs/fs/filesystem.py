@@ -278,6 +278,8 @@ class Filesystem:
     def stats(self) -> dict[str, object]:
         """Counters for troubleshooting and tests (the root's `user.xnatfs.stats` xattr)."""
         out: dict[str, object] = {
+            "started": self._first_seen / 1e9,
+            "uptime": round(time.time() - self._first_seen / 1e9, 3),
             "inodes": len(self.inodes),
             "open_files": len(self._files),
             "open_dirs": len(self._dirs),

@@ -52,7 +52,9 @@ def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
                 # Probes for missing names and attempts to write are routine, not news.
                 log.debug("%s: %s", handler.__name__, exc)
             else:
-                log.info("%s: %s", handler.__name__, exc)
+                # A server that cannot be reached, a refused permission, a bad download: what
+                # `journalctl -p warning` (and `xnatfs status`) must show.
+                log.warning("%s: %s", handler.__name__, exc)
             raise pyfuse3.FUSEError(code) from exc
 
     return wrapper
