@@ -96,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_mount_options(demo)
 
+    prefetch = sub.add_parser(
+        "prefetch",
+        help="fetch mounted files into the disk cache ahead of use, with progress",
+        allow_abbrev=False,
+    )
+    prefetch.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a project, subject, session, scan, resource or file",
+    )
+    prefetch.add_argument(
+        "--jobs", "-j", type=int, default=4, help="files read at a time (default 4)"
+    )
+
     status = sub.add_parser(
         "status",
         help="what each xnatfs mount is doing: server, downloads, cache, errors",
@@ -217,6 +232,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_prefetch(args: argparse.Namespace) -> int:
+    """`xnatfs prefetch PATH... [--jobs N]`: see `xnatfs.app.fetch`."""
+    from xnatfs.app import fetch
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    return fetch.run(args.paths, jobs=args.jobs)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     """`xnatfs status [MOUNTPOINT] [--json] [--watch [SECONDS]]`: see `xnatfs.app.status`."""
     from xnatfs.app import status
@@ -243,6 +267,7 @@ COMMANDS = {
     "mount": cmd_mount,
     "umount": cmd_umount,
     "demo": cmd_demo,
+    "prefetch": cmd_prefetch,
     "status": cmd_status,
     "cache": cmd_cache,
     "install-helper": cmd_install_helper,
