@@ -19,10 +19,12 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
 from xnatfs.app.systemd import journal_stream_matches
+from xnatfs.errors import ConfigError
 
 # A password shorter than this is not scrubbed: masking every "ab" in a log would make the log
 # useless while protecting next to nothing.
@@ -90,6 +92,16 @@ class TerminalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
+
+
+def open_log(path: Path) -> TextIO:
+    """`path` opened for appending (created 0600, line-buffered), for `--log-file`. Raises
+    ConfigError naming the file when it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write log file {path}: {exc.strerror or exc}") from None
+    return os.fdopen(fd, "a", buffering=1, encoding="utf-8", errors="replace")
 
 
 class RecentErrors(logging.Handler):

@@ -14,7 +14,7 @@ import logging
 import os
 import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyfuse3
 import trio
@@ -27,7 +27,7 @@ from xnatfs.cache.disk import DiskCache
 from xnatfs.config import MountConfig, Tunables
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
-from xnatfs.errors import ConfigError, XnatfsError
+from xnatfs.errors import AccessDenied, ConfigError, NotFound, XnatfsError
 from xnatfs.fs.filesystem import Filesystem
 from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import XnatOperations
@@ -37,6 +37,7 @@ from xnatfs.namespace.values import Rows
 from xnatfs.remote import AsyncXnat
 from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import XnatClient
+from xnatfs.xnat.paths import subjects_path
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,28 @@ def build_client(
     )
 
 
+def check_projects(
+    client: XnatClient, credentials: Credentials | None, wanted: Sequence[str], listed: Rows
+) -> None:
+    """Refuse, with one line, a `--project` the server does not list (absent, or private to
+    others) or whose subjects it refuses to list. One small request per project."""
+    who = f"user {credentials.user!r}" if credentials is not None else "anonymous access"
+    ids = {row.get("ID") for row in listed}
+    for project in wanted:
+        problem = None
+        if project not in ids:
+            problem = "does not exist or is not visible to"
+        else:
+            try:
+                client.list(subjects_path(project), {"columns": "ID", "limit": "1"})
+            except NotFound:
+                problem = "does not exist or is not visible to"
+            except AccessDenied:
+                problem = "is not readable by"
+        if problem is not None:
+            raise ConfigError(f"project {project!r} on {client.base_url} {problem} {who}")
+
+
 def run(
     cfg: MountConfig,
     credentials: Credentials | None,
@@ -102,6 +125,8 @@ def run(
     client = build_client(cfg, credentials, tunables)
     try:
         projects = client.check()
+        if cfg.project:
+            check_projects(client, credentials, cfg.project, projects)
         cache = DiskCache(
             cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
         )
@@ -130,7 +155,7 @@ async def _serve(
 ) -> int:
     remote = AsyncXnat(client, cfg.max_connections, disk_threads=tunables.disk_threads)
     listings = Listings(remote, cfg.metadata_ttl, max_bytes=cfg.metadata_cache_size)
-    root = RootDir(selectors=cfg.selectors == "listed")
+    root = RootDir(projects=cfg.project, selectors=cfg.selectors == "listed")
     listings.prime(root.source(), projects)  # what the start-up check read
     clean = False
     async with trio.open_nursery() as nursery:
