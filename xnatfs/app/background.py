@@ -61,7 +61,8 @@ def start(cfg: MountConfig, argv: Sequence[str]) -> Started:
     """
     log = log_path(cfg)
     created = [p for p in (log, *log.parents) if not p.exists()]
-    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for directory in reversed(created[1:]):  # private, like the cache directories beside it
+        directory.mkdir(exist_ok=True, mode=0o700)
     read_fd, write_fd = os.pipe()
     with os.fdopen(read_fd, "rb") as pipe:
         try:
