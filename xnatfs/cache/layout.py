@@ -1,9 +1,9 @@
-"""The cache directory's layout, lock and private files (shared by the cache and `cachecmd`).
+"""The cache directory's layout, lock and private files (shared by the cache and `commands`).
 
     root/format          "xnatfs-cache N": the layout and admission rules the entries follow
     root/lock            exclusive flock of the mounting process; holds its pid
     root/index           the LRU order and sizes, written by a clean unmount, consumed at start
-    root/stats.json      counters of the current or last mount (see `cachecmd`)
+    root/stats.json      counters of the current or last mount (see `commands`)
     root/parts/*.part    downloads in progress; stray ones are removed at start
     root/data/ab/<name>  complete entries, fanned out by the first two hex digits of the name
 
