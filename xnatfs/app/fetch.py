@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -32,7 +33,8 @@ from xnatfs.app.status import human_bytes
 from xnatfs.errors import ConfigError
 
 CHUNK = 1 << 20  # bytes read at a time
-_COLLECTIONS = ("/scans", "/reconstructions", "/assessors")
+# A session's scans/, reconstructions/ and assessors/ (not a folder that happens to be named so).
+_COLLECTION = re.compile(r"/data/experiments/[^/]+/(?:scans|reconstructions|assessors)")
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _walk(top: str, errors: list[str]) -> Iterator[os.DirEntry[str]]:
     except OSError as exc:
         errors.append(f"{top}: {exc.strerror or exc}")
         return
-    selectors_here = (_xattr(top, "user.xnat.uri") or "").endswith(_COLLECTIONS)
+    selectors_here = _COLLECTION.fullmatch(_xattr(top, "user.xnat.uri") or "") is not None
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             if selectors_here and _xattr(entry.path, "user.xnat.id") is None:
