@@ -128,7 +128,10 @@ def test_password_keys_are_refused_everywhere(key: str, origin: Origin) -> None:
         parse_option(key, "hunter22", origin)
     message = str(err.value)
     assert f"{origin.term} {key!r} is not allowed" in message
-    assert "password_file" in message and "LoadCredential" in message
+    # Where the password goes instead, spelt as that place spells it.
+    password_file = "--password-file FILE" if origin is COMMAND_LINE else "password_file"
+    assert f"use {password_file} (a file of mode 0600)" in message
+    assert "LoadCredential" in message
     assert "hunter22" not in message
 
 

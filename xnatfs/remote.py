@@ -24,6 +24,7 @@ has it to itself.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -31,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
+from xnatfs.errors import ProtocolError, Unavailable, XnatfsError
 from xnatfs.xnat.bodies import DownloadInfo
 from xnatfs.xnat.client import XnatClient
 
@@ -72,6 +74,10 @@ class AsyncXnat:
         self._serial = trio.CapacityLimiter(1)
         self._stops: weakref.WeakSet[Stop] = weakref.WeakSet()
         self._closed = False
+        # Whether the server answers: when it last did (epoch seconds), and the last failure
+        # to get an answer (epoch seconds, message). A 404 or 403 is an answer.
+        self._answered: float | None = None
+        self._failure: tuple[float, str] | None = None
 
     @property
     def closing(self) -> bool:
@@ -85,6 +91,39 @@ class AsyncXnat:
         self._stops.add(flag)
         return flag
 
+    def stats(self) -> dict[str, object]:
+        """The server for the stats xattr: its URL, whether its last reply came (`answers`:
+        None before the first request), when it last answered and the last failure to get an
+        answer (epoch seconds)."""
+        failed_at, failure = self._failure or (None, None)
+        answers = None
+        if self._answered is not None or failed_at is not None:
+            answers = failed_at is None or (self._answered or 0) > failed_at
+        return {
+            "server": {
+                "url": getattr(self._client, "base_url", ""),
+                "answers": answers,
+                "last_answer": self._answered,
+                "last_failure": failure,
+                "last_failure_at": failed_at,
+            }
+        }
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        """`fn()` in a worker thread under the connection limiter, noting whether the server
+        answered."""
+        try:
+            result = await trio.to_thread.run_sync(fn, limiter=self.limiter)
+        except (Unavailable, ProtocolError) as exc:
+            if not self._closed:
+                self._failure = (time.time(), str(exc))
+            raise
+        except XnatfsError:
+            self._answered = time.time()
+            raise
+        self._answered = time.time()
+        return result
+
     def close(self) -> None:
         """Ask every running and future transfer to stop (unmount)."""
         self._closed = True
@@ -95,15 +134,11 @@ class AsyncXnat:
         self, path: str, params: Mapping[str, str] | None = None
     ) -> list[dict[str, str]]:
         """The rows of one REST listing (`XnatClient.list`)."""
-        return await trio.to_thread.run_sync(
-            partial(self._client.list, path, params), limiter=self.limiter
-        )
+        return await self._call(partial(self._client.list, path, params))
 
     async def size(self, path: str) -> int | None:
         """The length of the file at `path` without its body (`XnatClient.size_of`)."""
-        return await trio.to_thread.run_sync(
-            partial(self._client.size_of, path), limiter=self.limiter
-        )
+        return await self._call(partial(self._client.size_of, path))
 
     async def download(
         self,
@@ -121,11 +156,10 @@ class AsyncXnat:
             writer.write(offset, data)
             post(progress, offset + len(data))
 
-        return await trio.to_thread.run_sync(
+        return await self._call(
             partial(
                 self._client.download, path, write, same=writer.same, cancel=stop, params=params
-            ),
-            limiter=self.limiter,
+            )
         )
 
     async def stream(
@@ -142,7 +176,7 @@ class AsyncXnat:
             with self._client.stream(path, params) as chunks:
                 consumer.consume(chunks, post, stop)
 
-        await trio.to_thread.run_sync(run, limiter=self.limiter)
+        await self._call(run)
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a local blocking call (fsync, stat) in a worker thread, a few at a time."""

@@ -73,7 +73,29 @@ def test_the_parent_reports_the_childs_message(tmp_path: Path) -> None:
     assert str(err.value) == f"mount point {missing} does not exist"
     log = background.log_path(cfg)
     assert log == tmp_path / "c.log"
+    # The message is all the log would say: a failed first start leaves no log file behind.
+    assert not log.exists()
+    # A log that was there before stays (it tells of earlier mounts), private.
+    log.write_text("earlier mount\n")
+    log.chmod(0o644)
+    with pytest.raises(XnatfsError):
+        background.start(cfg, argv)
+    assert log.read_text().startswith("earlier mount\n")
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_the_log_file_and_the_directories_made_for_it_go_after_a_failed_start(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing"
+    log = tmp_path / "logs" / "deep" / "x.log"
+    values = {"cache_dir": str(tmp_path / "c"), "log_file": str(log)}
+    cfg = build_config("https://127.0.0.1:9", missing, values)
+    argv = ["mount", "https://127.0.0.1:9", str(missing), "--log-file", str(log)]
+    with pytest.raises(XnatfsError, match="does not exist"):
+        background.start(cfg, argv)
+    assert not (tmp_path / "logs").exists()
 
 
 @pytest.mark.usefixtures("clean_env")

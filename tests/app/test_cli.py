@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from xnatfs import __version__
 from xnatfs.app import cli, mounts
 from xnatfs.errors import ConfigError
 
@@ -94,7 +96,7 @@ def test_passwords_on_the_command_line_are_refused_unseen(
 ) -> None:
     assert cli.main(argv) == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert "is not allowed" in err and "password_file" in err
+    assert "is not allowed" in err and "--password-file FILE" in err
     assert "hunter22" not in err
 
 
@@ -139,3 +141,39 @@ def test_umount_without_fusermount_is_a_setup_error(
     monkeypatch.setattr(mounts, "fusermount_command", lambda: None)
     assert cli.main(["umount", "/m"]) == cli.EXIT_USAGE
     assert capsys.readouterr().err == "xnatfs: fusermount3 not found (install the fuse3 package)\n"
+
+
+def run_xnatfs(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "xnatfs", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("flag", ["-V", "--version"])
+def test_version_short_and_long(flag: str) -> None:
+    out = run_xnatfs(flag)
+    assert (out.returncode, out.stdout) == (0, f"xnatfs {__version__}\n")
+
+
+def test_mount_help_gives_two_examples_and_every_source_of_credentials() -> None:
+    out = run_xnatfs("mount", "--help")
+    assert out.returncode == 0
+    text = out.stdout
+    examples = text.split("examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(examples) == 2 and all("xnatfs mount https://" in e for e in examples)
+    for name in ("XNATFS_USER", "XNATFS_PASSWORD", "--password-file", "netrc", "--project"):
+        assert name in text, name
+
+
+def test_a_mistyped_option_is_named_but_what_follows_is_never_echoed() -> None:
+    out = run_xnatfs("mount", "https://x", "/mnt", "--passwrd", "hunter2-value")
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == "xnatfs: error: unrecognized arguments: --passwrd"
+    assert "hunter2-value" not in out.stderr
+
+
+def test_the_refusal_of_password_names_the_command_line_spelling() -> None:
+    out = run_xnatfs("mount", "https://x", "/mnt", "--password", "hunter2-value")
+    assert out.returncode == 2
+    assert "use --password-file FILE (a file of mode 0600)" in out.stderr
+    assert "hunter2-value" not in out.stderr

@@ -79,11 +79,27 @@ def test_every_option_is_accepted_by_name(tmp_path: Path) -> None:
         "metadata_cache_size": '"64M"',
         "metadata_disk_size": '"1G"',
         "offline": "false",
+        "project": '["A", "B"]',
+        "log_file": '"/l"',
     }
     assert set(sample) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     text = "\n".join(f"{k} = {v}" for k, v in sample.items())
     _, _, options = load_config_file(write(tmp_path, text))
     assert set(options) == set(sample)
+
+
+def test_projects_are_a_string_or_an_array_of_strings(tmp_path: Path) -> None:
+    for text, expected in (('project = "A"', ("A",)), ('project = ["A", "B"]', ("A", "B"))):
+        path = write(tmp_path, f'url = "https://x"\nmountpoint = "/m"\n{text}\n')
+        url, mnt, options = load_config_file(path)
+        assert build_config(url or "", mnt or "", options).project == expected
+    for bad, message in (
+        ("project = [1]", "key project must be a string, not an integer"),
+        ('project = ["A/B"]', "project: not a project ID: 'A/B'"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            load_config_file(write(tmp_path, bad))
+        assert str(err.value).endswith(message), str(err.value)
 
 
 def test_dashes_are_accepted(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 from xnatfs.app import logsetup
 from xnatfs.app.logsetup import (
     MASK,
+    RecentErrors,
     add_secret,
     scrub,
     setup_logging,
@@ -155,3 +156,23 @@ def test_no_password_no_scrubbing() -> None:
     setup_logging(debug=True, stream=out, journal=True, environ={})
     logging.getLogger("xnatfs").debug("nothing to hide: %s", PASSWORD)
     assert PASSWORD in out.getvalue()
+
+
+def test_recent_errors_keep_the_last_warnings_scrubbed() -> None:
+    add_secret("hunter2-secret")
+    recent = RecentErrors(size=2)
+    logger = logging.getLogger("xnatfs.test.recent")
+    logger.addHandler(recent)
+    try:
+        logger.info("routine")
+        logger.warning("first")
+        logger.error("refused hunter2-secret\nsecond line")
+        logger.warning("third")
+    finally:
+        logger.removeHandler(recent)
+    errors = recent.report()["errors"]
+    assert isinstance(errors, list)
+    assert [(e["level"], e["message"]) for e in errors] == [
+        ("ERROR", "refused ***"),
+        ("WARNING", "third"),
+    ]

@@ -119,12 +119,21 @@ def test_every_option_translates() -> None:
         "metadata_cache_size": "metadata_cache_size=64M",
         "metadata_disk_size": "metadata_disk_size=1G",
         "offline": "offline",
+        "project": "project=STUDY",
+        "log_file": "log_file=/l",
     }
     assert set(samples) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     args = translate_options(",".join(samples.values())).args
     assert len(args) == len(samples)
     assert "--user=alice" in args
     assert "--foreground" in args
+
+
+def test_a_repeated_option_is_given_once_per_value() -> None:
+    args = translate_options("ro,project=STUDY,cache_size=1G,project=TEST").args
+    assert args == ["--project=STUDY", "--cache-size=1G", "--project=TEST"]
+    with pytest.raises(ConfigError, match="not a project ID"):
+        translate_options("project=A/B")
 
 
 def test_quoted_values_may_hold_commas() -> None:

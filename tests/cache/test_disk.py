@@ -764,3 +764,20 @@ def test_a_cache_of_a_newer_format_is_refused(root: Path) -> None:
     (root / FORMAT_FILE).write_text("xnatfs-cache 99\n")
     with pytest.raises(ConfigError, match="format 99"):
         DiskCache(root, 10**6)
+
+
+def test_every_directory_made_on_the_way_to_the_cache_is_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        with DiskCache(tmp_path / "home" / ".cache" / "xnatfs" / "https_x", 1024):
+            pass
+    finally:
+        os.umask(old)
+    for path in (
+        tmp_path / "home",
+        tmp_path / "home" / ".cache",
+        tmp_path / "home" / ".cache" / "xnatfs",
+        tmp_path / "home" / ".cache" / "xnatfs" / "https_x",
+        tmp_path / "home" / ".cache" / "xnatfs" / "https_x" / "data",
+    ):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path

@@ -20,9 +20,9 @@ import pytest
 import trio
 
 from tests.support.core import make_fs
-from tests.support.fake_remote import FILES, FakeRemote
+from tests.support.fake_remote import BIG, FILES, FakeRemote, md5
 from xnatfs.cache.disk import DiskCache
-from xnatfs.errors import NotFound, ReadOnly, Unavailable
+from xnatfs.errors import AccessDenied, NotFound, ReadOnly, Unavailable
 from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import STATS_XATTR, XnatOperations
 
@@ -293,10 +293,11 @@ async def test_guard_turns_an_unexpected_exception_into_eio_with_a_traceback(
     [
         (NotFound("gone"), errno.ENOENT, logging.DEBUG),
         (ReadOnly("read-only"), errno.EROFS, logging.DEBUG),
-        (Unavailable("server down"), errno.EIO, logging.INFO),
-        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC, logging.INFO),
+        (Unavailable("server down"), errno.EIO, logging.WARNING),
+        (AccessDenied("403 Forbidden"), errno.EACCES, logging.WARNING),
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC, logging.WARNING),
     ],
-    ids=["not-found", "read-only", "unavailable", "disk-full"],
+    ids=["not-found", "read-only", "unavailable", "forbidden", "disk-full"],
 )
 async def test_guard_maps_expected_failures_to_their_errno_in_one_log_line(
     ops: XnatOperations,
@@ -443,7 +444,98 @@ async def test_unknown_xattrs_and_stats_below_the_root_are_enoattr(ops: XnatOper
         with pytest.raises(pyfuse3.FUSEError) as info:
             await ops.getxattr(inode, name, CTX)
         assert fuse_errno(info) == pyfuse3.ENOATTR, (inode, name)
-    assert await ops.listxattr(project.st_ino, CTX) == []
+    assert STATS_XATTR not in await ops.listxattr(project.st_ino, CTX)
+
+
+async def xattrs_of(ops: XnatOperations, inode: int) -> dict[str, str]:
+    """Every attribute listxattr names, read with getxattr, as getfattr -d does."""
+    return {
+        name.decode(): (await ops.getxattr(inode, name, CTX)).decode()
+        for name in await ops.listxattr(inode, CTX)
+    }
+
+
+async def test_every_level_names_its_xnat_object(ops: XnatOperations, remote: FakeRemote) -> None:
+    remote.listings["/data/projects/TEST/subjects/XNAT_S00001/experiments"][0]["xsiType"] = (
+        "xnat:mrSessionData"
+    )
+    E = "XNAT_E00001"
+    expected = {
+        ("TEST",): ("/data/projects/TEST", "TEST", "xnat:projectData"),
+        ("TEST", "1"): (
+            "/data/projects/TEST/subjects/XNAT_S00001",
+            "XNAT_S00001",
+            "xnat:subjectData",
+        ),
+        ("TEST", "1", "MR1"): (f"/data/experiments/{E}", E, "xnat:mrSessionData"),
+        ("TEST", "1", "MR1", "scans"): (f"/data/experiments/{E}/scans", None, None),
+        ("TEST", "1", "MR1", "scans", "1"): (f"/data/experiments/{E}/scans/1", "1", "T1"),
+        ("TEST", "1", "MR1", "scans", "T1"): (f"/data/experiments/{E}/scans/T1", None, None),
+        RESOURCE: (f"/data/experiments/{E}/scans/1/resources/11", "11", None),
+        ("TEST", "1", "MR1", "resources"): (f"/data/experiments/{E}/resources", None, None),
+    }
+    for path, (uri, oid, kind) in expected.items():
+        attrs = await xattrs_of(ops, (await lookup(ops, *path)).st_ino)
+        wanted = {"user.xnat.uri": uri, "user.xnat.id": oid, "user.xnat.type": kind}
+        assert attrs == {k: v for k, v in wanted.items() if v is not None}, path
+    # The root stands for no XNAT object: it has only the mount's counters.
+    assert await ops.listxattr(ROOT_INODE, CTX) == [STATS_XATTR]
+
+
+async def test_a_file_shows_uri_digest_and_whether_it_is_cached(
+    ops: XnatOperations, remote: FakeRemote
+) -> None:
+    entry = await lookup(ops, *RESOURCE, "small.dcm")
+    attrs = await xattrs_of(ops, entry.st_ino)
+    assert attrs == {
+        "user.xnat.uri": f"{FILES}/small.dcm",
+        "user.xnat.digest": md5(b"hello"),
+        "user.xnat.cached": "no",
+    }
+    requests = len(remote.list_calls) + len(remote.get_calls)
+    info = await ops.open(entry.st_ino, os.O_RDONLY, CTX)
+    assert await ops.read(info.fh, 0, 100) == b"hello"
+    await ops.release(info.fh)
+    with trio.fail_after(10):
+        while (await ops.getxattr(entry.st_ino, b"user.xnat.cached", CTX)) != b"yes":
+            await trio.sleep(0.01)  # admission follows the read, off the reader's path
+    # Answered from memory: no request beyond the one GET of the read.
+    assert len(remote.list_calls) + len(remote.get_calls) == requests + 1
+
+
+async def test_a_running_download_is_partial_with_its_bytes(
+    ops: XnatOperations, remote: FakeRemote
+) -> None:
+    entry = await lookup(ops, *RESOURCE, "big.dcm")
+    remote.gate.clear()  # the body stops before its first chunk
+    info = await ops.open(entry.st_ino, os.O_RDONLY, CTX)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ops.read, info.fh, 0, 4096)
+        with trio.fail_after(10):
+            while (state := await ops.getxattr(entry.st_ino, b"user.xnat.cached", CTX)) in (
+                b"no",
+                b"partial 0",
+            ):
+                await trio.sleep(0.01)
+        assert state == b"partial 65536"  # the first chunk, held there by the gate
+        stats = json.loads(await ops.getxattr(ROOT_INODE, STATS_XATTR, CTX))
+        [running] = stats["transfers"]
+        assert running["uri"] == f"{FILES}/big.dcm" and running["rate"] > 0
+        assert (running["done"], running["total"]) == (65536, len(BIG))
+        remote.gate.set()
+    await ops.release(info.fh)
+
+
+@pytest.mark.parametrize("name", [b"security.selinux", b"system.posix_acl_access", b"trusted.x"])
+async def test_other_namespaces_are_not_supported_so_ls_stops_asking(
+    ops: XnatOperations, caplog: pytest.LogCaptureFixture, name: bytes
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    entry = await lookup(ops, *RESOURCE, "small.dcm")
+    with pytest.raises(pyfuse3.FUSEError) as info:
+        await ops.getxattr(entry.st_ino, name, CTX)
+    assert fuse_errno(info) == errno.ENOTSUP
+    assert caplog.records == []
 
 
 async def test_statfs_names_block_size_and_name_limit(ops: XnatOperations) -> None:

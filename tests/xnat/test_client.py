@@ -663,7 +663,10 @@ def test_check_not_xnat(stub: XnatStub, make_client: Any, reply: Reply) -> None:
     stub.route(PROJECTS, reply)
     with pytest.raises(ProtocolError) as info:
         make_client(stub.url).check()
-    assert str(info.value) == f"{stub.url} does not look like an XNAT server"
+    assert str(info.value) == (
+        f"{stub.url} does not look like an XNAT server (no project listing at "
+        f"{stub.url}/data/projects): does this URL include the XNAT context path?"
+    )
 
 
 def test_check_bad_credentials(make_client: Any) -> None:

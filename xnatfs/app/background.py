@@ -35,7 +35,10 @@ class Started:
 
 
 def log_path(cfg: MountConfig) -> Path:
-    """The log file of a background mount of `cfg`: `<cache directory>.log`, beside it."""
+    """The log file of a background mount of `cfg`: `--log-file`, else `<cache directory>.log`
+    beside the cache directory."""
+    if cfg.log_file is not None:
+        return cfg.log_file
     cache_dir = cfg.effective_cache_dir
     return cache_dir.parent / f"{cache_dir.name}.log"
 
@@ -50,12 +53,16 @@ def start(cfg: MountConfig, argv: Sequence[str]) -> Started:
     detached child, and wait until it answers or fails.
 
     The log file (`log_path`, mode 0600, appended to) and its directory (mode 0700) are
-    created. Raises XnatfsError with the child's own one-line message when the mount failed,
-    or naming the exit status and the log file when the child ended without one; OSError when
-    the log file cannot be created.
+    created. Raises XnatfsError with the child's own one-line message when the mount failed
+    (the message is all the log would hold, so a log file and directories created for this
+    attempt are removed again: a mistyped URL leaves nothing behind), or naming the exit status
+    and the log file when the child ended without one; OSError when the log file cannot be
+    created.
     """
     log = log_path(cfg)
-    log.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created = [p for p in (log, *log.parents) if not p.exists()]
+    for directory in reversed(created[1:]):  # private, like the cache directories beside it
+        directory.mkdir(exist_ok=True, mode=0o700)
     read_fd, write_fd = os.pipe()
     with os.fdopen(read_fd, "rb") as pipe:
         try:
@@ -77,10 +84,22 @@ def start(cfg: MountConfig, argv: Sequence[str]) -> Started:
     if answer == _OK:
         return Started(pid=proc.pid, log_path=log)
     proc.wait()
+    if answer.startswith(_ERROR):
+        _remove_created(created)
     message = answer.removeprefix(_ERROR) or (
         f"the mount process exited ({proc.returncode}); see {log}"
     )
     raise XnatfsError(message)
+
+
+def _remove_created(paths: Sequence[Path]) -> None:
+    """Remove the log file and the (still empty) directories made for a failed start."""
+    for path in paths:  # the file first, then its directories from the innermost out
+        with contextlib.suppress(OSError):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink()
 
 
 class Readiness:

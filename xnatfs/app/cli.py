@@ -12,12 +12,12 @@ import errno
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
 from xnatfs import __version__
 from xnatfs.app import background, fstab
 from xnatfs.app.configfile import load_config_file
-from xnatfs.app.logsetup import add_secret, setup_logging
+from xnatfs.app.logsetup import add_secret, open_log, setup_logging
 from xnatfs.app.mountopts import translate_options
 from xnatfs.app.mounts import unmount
 from xnatfs.cache.commands import cache_clear, cache_info
@@ -34,11 +34,34 @@ from xnatfs.config import (
 )
 from xnatfs.errors import ConfigError, XnatfsError
 
-if TYPE_CHECKING:
-    from xnatfs.xnat.auth import Credentials
+MOUNT_EPILOG = """\
+examples:
+  XNATFS_USER=alice xnatfs mount https://xnat.example.org/xnat ~/xnat
+  xnatfs mount https://xnat.example.org ~/xnat --project STUDY --cache-size 50G
+
+credentials (never on the command line), the first found is used:
+  --password-file FILE   a file (mode 0600) whose first line is the password
+  XNATFS_PASSWORD        the password in the environment
+  netrc                  ~/.netrc (or --netrc FILE, $NETRC): machine HOST login USER password PW
+  the user name is --user, else XNATFS_USER, else the netrc login; none at all: anonymous.
+
+more: docs/configuration.md (options, TOML files), docs/troubleshooting.md
+"""
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a refused command line is never echoed whole: what follows a
+    mistyped option may be a secret (`--passwrd hunter2`), so only the option names are."""
+
+    def error(self, message: str) -> NoReturn:
+        head, sep, rest = message.partition("unrecognized arguments: ")
+        if sep:
+            names = [word for word in rest.split() if word.startswith("-")]
+            message = head + sep + (" ".join(names) or "(values without an option)")
+        super().error(message)
 
 
 def _add_mount_options(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +70,10 @@ def _add_mount_options(parser: argparse.ArgumentParser) -> None:
         if spec.flag:
             parser.add_argument(
                 flag, dest=spec.name, action="store_const", const=True, default=None, help=spec.help
+            )
+        elif spec.repeat:
+            parser.add_argument(
+                flag, dest=spec.name, action="append", default=None, metavar="VALUE", help=spec.help
             )
         else:
             parser.add_argument(flag, dest=spec.name, default=None, metavar="VALUE", help=spec.help)
@@ -57,15 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     Option names are never abbreviated: `--password` must not pass for `--password-file`.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xnatfs",
         description="Mount an XNAT archive as a read-only filesystem.",
         allow_abbrev=False,
     )
-    parser.add_argument("--version", action="version", version=f"xnatfs {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"xnatfs {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    mount = sub.add_parser("mount", help="mount an XNAT server", allow_abbrev=False)
+    mount = sub.add_parser(
+        "mount",
+        help="mount an XNAT server",
+        description="Mount an XNAT archive read-only; returns once the mount answers.",
+        epilog=MOUNT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     mount.add_argument("url", nargs="?", help=URL.help)
     mount.add_argument("mountpoint", nargs="?", help=MOUNTPOINT.help)
     mount.add_argument("--config", type=Path, help=CONFIG.help)
@@ -95,6 +129,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency", type=float, default=0.0, help="seconds added to every demo server response"
     )
     _add_mount_options(demo)
+
+    prefetch = sub.add_parser(
+        "prefetch",
+        help="fetch mounted files into the disk cache ahead of use, with progress",
+        allow_abbrev=False,
+    )
+    prefetch.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="a project, subject, session, scan, resource or file",
+    )
+    prefetch.add_argument(
+        "--jobs", "-j", type=int, default=4, help="files read at a time (default 4)"
+    )
+
+    status = sub.add_parser(
+        "status",
+        help="what each xnatfs mount is doing: server, downloads, cache, errors",
+        allow_abbrev=False,
+    )
+    status.add_argument("mountpoint", nargs="?", help="only this mount (default: every one)")
+    status.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )
 
     cache = sub.add_parser("cache", help="inspect or clear the disk cache", allow_abbrev=False)
     cache.add_argument("action", choices=["info", "clear"])
@@ -140,17 +205,32 @@ def cmd_mount(args: argparse.Namespace) -> int:
     """`xnatfs mount`: in the background (return once the mount answers) or in the foreground
     (serve until unmounted)."""
     cfg = mount_config(args)
-    setup_logging(debug=cfg.debug)
     if not cfg.foreground and not background.is_child():
+        setup_logging(debug=cfg.debug)
         started = background.start(cfg, args.argv)
         print(
             f"xnatfs: mounted {cfg.url} on {cfg.mountpoint} "
             f"(pid {started.pid}, log {started.log_path})"
         )
         return 0
+    # In the child of a background mount, this tells the waiting parent how it went: every
+    # failure the user can act on reaches their terminal as the parent's own one line.
+    readiness = background.Readiness.from_environ()
+    try:
+        # The child's stderr is the log file already.
+        log_file = cfg.log_file if cfg.foreground else None
+        setup_logging(debug=cfg.debug, stream=open_log(log_file) if log_file else None)
+        return _run_mount(cfg, readiness)
+    except XnatfsError as exc:
+        readiness.failed(str(exc))
+        raise
+
+
+def _run_mount(cfg: MountConfig, readiness: background.Readiness) -> int:
     # Imported here: requests, trio and pyfuse3 take about half a second to load, and only the
     # process that serves the mount needs them (not the parent of a background mount, nor the
     # other subcommands).
+    from xnatfs.app import mount
     from xnatfs.app.credentials import resolve_credentials
 
     credentials = resolve_credentials(
@@ -158,19 +238,7 @@ def cmd_mount(args: argparse.Namespace) -> int:
     )
     if credentials is not None:
         add_secret(credentials.password, user=credentials.user)
-    return _run_mount(cfg, credentials)
-
-
-def _run_mount(cfg: MountConfig, credentials: Credentials | None) -> int:
-    from xnatfs.app import mount  # see cmd_mount
-
-    # In the child of a background mount, this tells the waiting parent how it went.
-    readiness = background.Readiness.from_environ()
-    try:
-        return mount.run(cfg, credentials, readiness.ready)
-    except XnatfsError as exc:
-        readiness.failed(str(exc))
-        raise
+    return mount.run(cfg, credentials, readiness.ready)
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
@@ -201,6 +269,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_prefetch(args: argparse.Namespace) -> int:
+    """`xnatfs prefetch PATH... [--jobs N]`: see `xnatfs.app.fetch`."""
+    from xnatfs.app import fetch
+
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, not {args.jobs}")
+    return fetch.run(args.paths, jobs=args.jobs)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`xnatfs status [MOUNTPOINT] [--json] [--watch [SECONDS]]`: see `xnatfs.app.status`."""
+    from xnatfs.app import status
+
+    if args.watch is not None and args.watch <= 0:
+        raise ConfigError(f"--watch takes a positive number of seconds, not {args.watch:g}")
+    return status.run(args.mountpoint, as_json=args.json, watch=args.watch)
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
     """`xnatfs cache info|clear`: see `xnatfs.cache.commands`."""
     root = args.cache_dir or default_cache_root()
@@ -218,6 +304,8 @@ COMMANDS = {
     "mount": cmd_mount,
     "umount": cmd_umount,
     "demo": cmd_demo,
+    "prefetch": cmd_prefetch,
+    "status": cmd_status,
     "cache": cmd_cache,
     "install-helper": cmd_install_helper,
 }

@@ -13,15 +13,18 @@ Code must still never log a credential; the scrubber only limits the damage of a
 from __future__ import annotations
 
 import base64
+import collections
 import logging
 import os
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 from urllib.parse import quote
 
 from xnatfs.app.systemd import journal_stream_matches
+from xnatfs.errors import ConfigError
 
 # A password shorter than this is not scrubbed: masking every "ab" in a log would make the log
 # useless while protecting next to nothing.
@@ -89,6 +92,39 @@ class TerminalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return scrub(super().format(record))
+
+
+def open_log(path: Path) -> TextIO:
+    """`path` opened for appending (created 0600, line-buffered), for `--log-file`. Raises
+    ConfigError naming the file when it cannot be opened."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write log file {path}: {exc.strerror or exc}") from None
+    return os.fdopen(fd, "a", buffering=1, encoding="utf-8", errors="replace")
+
+
+class RecentErrors(logging.Handler):
+    """Keeps the last `size` warnings and errors of the mount for its stats xattr (what
+    `xnatfs status` shows as the last errors), scrubbed like every log line."""
+
+    def __init__(self, size: int = 10) -> None:
+        super().__init__(logging.WARNING)
+        self._records: collections.deque[dict[str, object]] = collections.deque(maxlen=size)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._records.append(
+            {
+                "time": record.created,
+                "level": record.levelname,
+                "message": scrub(record.getMessage()).splitlines()[0][:500],
+            }
+        )
+
+    def report(self) -> dict[str, object]:
+        """`{"errors": [{"time": epoch, "level": "WARNING", "message": "..."}, ...]}`, oldest
+        first."""
+        return {"errors": list(self._records)}
 
 
 class _XnatfsHandler(logging.StreamHandler[TextIO]):

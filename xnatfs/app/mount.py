@@ -16,19 +16,22 @@ import resource
 import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 import pyfuse3
 import trio
 
+from xnatfs import __version__
 from xnatfs.app import systemd
+from xnatfs.app.logsetup import RecentErrors
 from xnatfs.app.mounts import DEAD_ERRNOS, check_mountpoint
 from xnatfs.cache.disk import DiskCache
 from xnatfs.cache.metadata import ListingStore, store_path
 from xnatfs.config import MountConfig, Tunables
 from xnatfs.data.downloads import Downloads
 from xnatfs.data.prefetch import Prefetcher
-from xnatfs.errors import ConfigError, Unavailable, XnatfsError
+from xnatfs.errors import AccessDenied, ConfigError, NotFound, Unavailable, XnatfsError
 from xnatfs.fs.filesystem import Filesystem
 from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import XnatOperations
@@ -39,6 +42,7 @@ from xnatfs.namespace.walk import WalkAhead
 from xnatfs.remote import AsyncXnat
 from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import XnatClient
+from xnatfs.xnat.paths import subjects_path
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +90,28 @@ def build_client(
     )
 
 
+def check_projects(
+    client: XnatClient, credentials: Credentials | None, wanted: Sequence[str], listed: Rows
+) -> None:
+    """Refuse, with one line, a `--project` the server does not list (absent, or private to
+    others) or whose subjects it refuses to list. One small request per project."""
+    who = f"user {credentials.user!r}" if credentials is not None else "anonymous access"
+    ids = {row.get("ID") for row in listed}
+    for project in wanted:
+        problem = None
+        if project not in ids:
+            problem = "does not exist or is not visible to"
+        else:
+            try:
+                client.list(subjects_path(project), {"columns": "ID", "limit": "1"})
+            except NotFound:
+                problem = "does not exist or is not visible to"
+            except AccessDenied:
+                problem = "is not readable by"
+        if problem is not None:
+            raise ConfigError(f"project {project!r} on {client.base_url} {problem} {who}")
+
+
 def run(
     cfg: MountConfig,
     credentials: Credentials | None,
@@ -111,10 +137,17 @@ def run(
                 projects = client.check()
             except Unavailable as exc:
                 unreachable = exc  # a browsed archive still mounts from what is stored
-        cache = DiskCache(
-            cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
-        )
+        if projects is not None and cfg.project:
+            check_projects(client, credentials, cfg.project, projects)
         store = open_store(cfg, credentials, unreachable)
+        try:
+            cache = DiskCache(
+                cfg.effective_cache_dir, cfg.cache_size, stats_interval=tunables.stats_interval
+            )
+        except BaseException:
+            if store is not None:
+                store.close()
+            raise
         try:
             return trio.run(
                 _serve, cfg, tunables, client, cache, store, projects, ready or (lambda: None)
@@ -144,6 +177,10 @@ def open_store(
     warning says the mount serves what is stored.
     """
     path = store_path(cfg.effective_cache_dir, credentials.user if credentials else None)
+    needed = cfg.offline or unreachable is not None
+    if needed and not path.exists():
+        # Refused before anything is created: a mistyped URL leaves no directories behind.
+        _refuse_unstored(cfg, unreachable)
     store: ListingStore | None = None
     if cfg.metadata_disk_size > 0:
         try:
@@ -158,15 +195,19 @@ def open_store(
     if not stored:
         if store is not None:
             store.close()
-        if unreachable is not None:
-            raise unreachable
-        raise ConfigError(
-            f"nothing of {cfg.url} is stored for offline use in {cfg.effective_cache_dir} "
-            "(for this user); mount it once online first"
-        )
+        _refuse_unstored(cfg, unreachable)
     if unreachable is not None:
         log.warning("%s; mounting what is stored, and asking again as it is used", unreachable)
     return store
+
+
+def _refuse_unstored(cfg: MountConfig, unreachable: Unavailable | None) -> NoReturn:
+    if unreachable is not None:
+        raise unreachable
+    raise ConfigError(
+        f"nothing of {cfg.url} is stored for offline use in {cfg.effective_cache_dir} "
+        "(for this user); mount it once online first"
+    )
 
 
 async def _serve(
@@ -186,7 +227,7 @@ async def _serve(
         store=store,
         offline=cfg.offline,
     )
-    root = RootDir(selectors=cfg.selectors == "listed")
+    root = RootDir(projects=cfg.project, selectors=cfg.selectors == "listed")
     if projects is not None:
         await listings.prime(root.source(), projects)  # what the start-up check read
     first_seen = await _first_seen(remote, store)
@@ -215,7 +256,9 @@ async def _serve(
         )
         prefetcher.bind(data)
         walker = WalkAhead(listings, nursery, parallel=cfg.max_connections)
-        reporters = [prefetcher.stats, cache.report, walker.stats]
+        recent = RecentErrors()
+        reporters = [prefetcher.stats, cache.report, remote.stats, recent.report, _process]
+        reporters.append(walker.stats)
         if store is not None:
             reporters.append(store.stats)
         fs = Filesystem(
@@ -233,6 +276,7 @@ async def _serve(
             pyfuse3.init(ops, os.fspath(cfg.mountpoint), fuse_options(cfg))
         except RuntimeError as exc:
             raise ConfigError(f"cannot mount on {cfg.mountpoint}: {exc}") from None
+        logging.getLogger("xnatfs").addHandler(recent)
         try:
             nursery.start_soon(_watch_signals, listings)
             nursery.start_soon(_announce_ready, cfg, remote, ready)
@@ -244,7 +288,12 @@ async def _serve(
             nursery.cancel_scope.cancel()
             pyfuse3.close(unmount=clean)
             log.info("unmounted %s (%s)", cfg.mountpoint, _summary(fs.stats()))
+            logging.getLogger("xnatfs").removeHandler(recent)
     return 0
+
+
+def _process() -> dict[str, object]:
+    return {"pid": os.getpid(), "version": __version__}
 
 
 def _summary(stats: dict[str, object]) -> str:

@@ -1,9 +1,9 @@
-"""The cache directory's layout, lock and private files (shared by the cache and `cachecmd`).
+"""The cache directory's layout, lock and private files (shared by the cache and `commands`).
 
     root/format          "xnatfs-cache N": the layout and admission rules the entries follow
     root/lock            exclusive flock of the mounting process; holds its pid
     root/index           the LRU order and sizes, written by a clean unmount, consumed at start
-    root/stats.json      counters of the current or last mount (see `cachecmd`)
+    root/stats.json      counters of the current or last mount (see `commands`)
     root/parts/*.part    downloads in progress; stray ones are removed at start
     root/data/ab/<name>  complete entries, fanned out by the first two hex digits of the name
 
@@ -158,12 +158,16 @@ def write_private_text(path: Path, text: str) -> None:
 
 
 def make_private_dir(path: Path, *, tighten: bool = True) -> None:
-    """Create `path` (and missing parents) as 0700; with `tighten`, make an existing one 0700.
+    """Create `path` and every missing parent as 0700; with `tighten`, make an existing `path`
+    0700.
 
     The cache root is not tightened: `--cache-dir` may name a directory that other things
-    share (even /tmp), whose mode is not ours to change. Everything inside it is private.
+    share (even /tmp), whose mode is not ours to change. Everything inside it is private, and
+    so is every directory created on the way to it (`~/.cache/xnatfs` too).
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    missing = [p for p in (path, *path.parents) if not p.exists()]
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True, mode=0o700)
     if tighten:
         st = path.stat()
         if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid():

@@ -77,6 +77,9 @@ from xnatfs.config.values import (
     parse_prefetch as parse_prefetch,
 )
 from xnatfs.config.values import (
+    parse_project as parse_project,
+)
+from xnatfs.config.values import (
     parse_seconds as parse_seconds,
 )
 from xnatfs.config.values import (

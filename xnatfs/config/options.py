@@ -24,6 +24,7 @@ from xnatfs.config.values import (
     parse_id,
     parse_positive_int,
     parse_prefetch,
+    parse_project,
     parse_seconds,
     parse_selectors,
     parse_size,
@@ -47,18 +48,24 @@ class OptionSpec:
 
     `parse` turns a value as written into the value used, raising ConfigError (or TypeError,
     ValueError) for a bad one; `flag` marks a switch, which takes no value on the command line
-    and may stand bare in `-o`.
+    and may stand bare in `-o`. A `repeat` option takes several values, each parsed by `parse`,
+    and its value is the tuple of them: written once per value on the command line
+    (`--project A --project B`) and in `-o` (`project=A,project=B`), as a string or an array
+    in TOML (`project = ["A", "B"]`).
     """
 
     name: str
     parse: Callable[[Any], Any]
     help: str
     flag: bool = False
+    repeat: bool = False
 
     @property
     def types(self) -> tuple[type, ...]:
-        """The value types `parse` takes (strings always; TOML also has booleans and numbers)."""
-        return _PARSER_TYPES.get(self.parse, (str,))
+        """The value types `parse` takes (strings always; TOML also has booleans and numbers,
+        and arrays for repeated options)."""
+        types = _PARSER_TYPES.get(self.parse, (str,))
+        return (*types, list) if self.repeat else types
 
     @property
     def is_path(self) -> bool:
@@ -102,6 +109,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec(
         "offline", parse_bool, "no requests at all: browse and read what is on disk", flag=True
     ),
+    OptionSpec(
+        "project",
+        parse_project,
+        "mount only this project (by ID); give it again for more (default: every project)",
+        repeat=True,
+    ),
+    OptionSpec("log_file", Path, "write the log to FILE (default: stderr; background: a file)"),
 )
 
 # Keys that are not mount options but that some places hold as well.
@@ -169,10 +183,12 @@ def refuse_secret(key: str, origin: Origin) -> None:
     """Raise ConfigError when `key` (any spelling, `--password` too) would hold a password; the
     message points to where passwords go instead and never repeats a value."""
     if canonical(key.lstrip("-")).lower() in SECRET_KEYS:
+        # The password file as this place spells it.
+        password_file = "--password-file FILE" if origin is COMMAND_LINE else "password_file"
         raise origin.error(
             f"{origin.term} {key!r} is not allowed: passwords never go into command lines, mount "
             "options or config files, which others can read (ps, world-readable files); use "
-            "password_file (a file of mode 0600), a netrc file, XNATFS_PASSWORD, or systemd "
+            f"{password_file} (a file of mode 0600), a netrc file, XNATFS_PASSWORD, or systemd "
             "LoadCredential=xnatfs-password:/etc/xnatfs/NAME.password"
         )
 
@@ -210,7 +226,13 @@ def parse_option(key: str, raw: object, origin: Origin) -> Any:
             return True
         raise origin.error(f"{origin.term} {key!r} needs a value")
     _check_type(key, raw, spec, origin)
+    values = raw if isinstance(raw, list | tuple) else [raw]
+    if spec.repeat:
+        for item in values:
+            _check_type(key, item, dataclasses.replace(spec, repeat=False), origin)
     try:
+        if spec.repeat:
+            return tuple(spec.parse(item) for item in values)
         return spec.parse(raw)
     except (ConfigError, TypeError, ValueError) as exc:
         raise origin.error(f"{origin.term} {key}: {exc}") from None
@@ -247,6 +269,8 @@ class MountConfig:
     metadata_cache_size: int = 256 * 1024**2
     metadata_disk_size: int = 1024**3
     offline: bool = False
+    project: tuple[str, ...] = ()  # only these projects; () for every one
+    log_file: Path | None = None
 
     @property
     def effective_cache_dir(self) -> Path:

@@ -132,3 +132,11 @@ def normalize_url(url: str) -> str:
             path = path[: -len(suffix)]
     netloc = parts.netloc
     return f"{parts.scheme}://{netloc}{path}"
+
+
+def parse_project(text: str) -> str:
+    """A project ID as XNAT shows it in `/data/projects` (no `/`, no `,`, not empty)."""
+    value = text.strip()
+    if not value or "/" in value or "," in value:
+        raise ConfigError(f"not a project ID: {text!r}")
+    return value

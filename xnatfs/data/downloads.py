@@ -21,6 +21,7 @@ import contextlib
 import errno
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -38,6 +39,8 @@ from xnatfs.singleflight import SingleFlight
 from xnatfs.xnat.paths import file_url_path
 
 log = logging.getLogger(__name__)
+
+SHOWN_TRANSFERS = 20  # running downloads the stats name one by one
 
 # Told about every download that a read had to start (a cache miss): the series prefetch.
 MissHandler = Callable[[FileVersion, Source], None]
@@ -100,6 +103,19 @@ class Downloads:
     def is_verified(self, version: FileVersion) -> bool:
         """Whether `version` is complete and verified in the disk cache."""
         return self._cache.contains(version)
+
+    def cached_state(self, version: FileVersion) -> str:
+        """Whether `version` is local, without a request: `yes` (complete and verified in the
+        disk cache), `partial N` (a download is running and N bytes are on disk so far) or
+        `no`."""
+        if self._cache.contains(version):
+            return "yes"
+        transfer = self._inflight.get(version)
+        if transfer is not None and not transfer.done:
+            return f"partial {transfer.readable}"
+        if transfer is not None and transfer.verified:
+            return f"partial {transfer.writer.written}"  # verified, being admitted
+        return "no"
 
     def known_size(self, version: FileVersion) -> int | None:
         """The size of `version` if known without a request: the listing's, or one learned."""
@@ -267,11 +283,28 @@ class Downloads:
             _close_quietly(t.fd)
 
     def stats(self) -> dict[str, object]:
-        """Counters for the stats xattr: GETs started, transfers in flight."""
+        """Counters for the stats xattr: GETs started, transfers in flight, and the running
+        ones (`transfers`, at most `SHOWN_TRANSFERS`, most bytes first): URI, bytes `done`,
+        `total` (None while unknown) and `rate` in bytes per second since it was claimed."""
+        now = time.monotonic()
+        running = sorted(
+            (t for t in self._inflight.values() if not t.done),
+            key=lambda t: t.readable,
+            reverse=True,
+        )
         return {
             "downloads": self._downloads,
             "in_flight": len(self._inflight),
             "size_requests": self._size_requests,
+            "transfers": [
+                {
+                    "uri": t.version.uri,
+                    "done": t.readable,
+                    "total": self.known_size(t.version),
+                    "rate": round(t.readable / max(now - t.created, 1e-3)),
+                }
+                for t in running[:SHOWN_TRANSFERS]
+            ],
         }
 
     # -- internals -----------------------------------------------------------------------------

@@ -122,6 +122,7 @@ class Prefetcher:
         """Counters for the stats xattr."""
         return {
             "prefetches": self._started,
+            "prefetches_running": len(self._running),
             "archive_entries_skipped": self._entries_skipped,
             "archive_entries_ambiguous": self._entries_ambiguous,
         }

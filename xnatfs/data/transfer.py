@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,6 +75,7 @@ class Transfer:
     # Called when a reader is about to wait for bytes that have not arrived (prefetch uses it
     # to fetch a file a reader needs before the bulk download would reach it).
     on_wait: Callable[[Transfer], None] | None = None
+    created: float = field(default_factory=time.monotonic)  # for the rate `xnatfs status` shows
 
     @property
     def fd(self) -> int:

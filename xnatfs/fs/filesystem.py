@@ -60,6 +60,16 @@ class DirEntry:
     counted: bool = True
 
 
+# The extended attributes a file or directory may have (`Filesystem.xattrs`): documented in
+# docs/semantics.md, and stable.
+XATTR_NAMES = (
+    "user.xnat.uri",
+    "user.xnat.id",
+    "user.xnat.type",
+    "user.xnat.digest",
+    "user.xnat.cached",
+)
+
 # The counters of one owner (listings, downloads, prefetch, the disk cache), merged into stats().
 Reporter = Callable[[], Mapping[str, object]]
 
@@ -250,9 +260,33 @@ class Filesystem:
         if handle is not None:
             handle.reader.close()
 
+    # -- extended attributes -----------------------------------------------------------------
+
+    def xattrs(self, ino: int) -> dict[str, str]:
+        """The `user.xnat.*` attributes of inode `ino` (see `XATTR_NAMES`), from memory only:
+        only those with a value. Raises NotFound for an unknown inode."""
+        node = self.node(ino)
+        out: dict[str, str] = {}
+        if node.file is not None:
+            out["user.xnat.uri"] = node.file.uri
+            if node.file.digest:
+                out["user.xnat.digest"] = node.file.digest
+            out["user.xnat.cached"] = self.data.cached_state(node.file)
+            return out
+        described = node.dir.describe() if node.dir is not None else None
+        if described is not None:
+            out["user.xnat.uri"] = described.uri
+            if described.id:
+                out["user.xnat.id"] = described.id
+            if described.type:
+                out["user.xnat.type"] = described.type
+        return out
+
     def stats(self) -> dict[str, object]:
         """Counters for troubleshooting and tests (the root's `user.xnatfs.stats` xattr)."""
         out: dict[str, object] = {
+            "started": self._first_seen / 1e9,
+            "uptime": round(time.time() - self._first_seen / 1e9, 3),
             "inodes": len(self.inodes),
             "open_files": len(self._files),
             "open_dirs": len(self._dirs),

@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 
 from xnatfs.errors import NotFound, ReadOnly, XnatfsError, errno_for
-from xnatfs.fs.filesystem import Entry, Filesystem
+from xnatfs.fs.filesystem import XATTR_NAMES, Entry, Filesystem
 from xnatfs.fuse.attrs import entry_attributes, file_info, negative_entry, statvfs
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ R = TypeVar("R")
 
 # `getfattr -n user.xnatfs.stats MOUNTPOINT`: live counters of the mount, as JSON.
 STATS_XATTR = b"user.xnatfs.stats"
+_KNOWN_XATTRS = frozenset({STATS_XATTR, *(n.encode() for n in XATTR_NAMES)})
+# Raised for every name no entry has: one object each, its traceback reset at each raise.
+_NO_ATTR = pyfuse3.FUSEError(pyfuse3.ENOATTR)
+_NOT_SUPPORTED = pyfuse3.FUSEError(errno.ENOTSUP)
 
 
 def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -48,7 +52,9 @@ def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
                 # Probes for missing names and attempts to write are routine, not news.
                 log.debug("%s: %s", handler.__name__, exc)
             else:
-                log.info("%s: %s", handler.__name__, exc)
+                # A server that cannot be reached, a refused permission, a bad download: what
+                # `journalctl -p warning` (and `xnatfs status`) must show.
+                log.warning("%s: %s", handler.__name__, exc)
             raise pyfuse3.FUSEError(code) from exc
 
     return wrapper
@@ -152,17 +158,35 @@ class XnatOperations(pyfuse3.Operations):
             raise _read_only()
         return True
 
-    # -- extended attributes: none -------------------------------------------------------------
+    # -- extended attributes -------------------------------------------------------------------
+
+    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
+        # Not guarded, and nothing is allocated or logged for a name no entry has. `ls -l` asks
+        # every file for `security.selinux` and `system.posix_acl_access`, and the kernel
+        # caches no answer: one request each, 100,000 for a 50,000-file directory. Namespaces
+        # other than `user.` are "not supported" (ENOTSUP), after which ls (gnulib) stops
+        # asking for the whole filesystem; ENOSYS would end xattrs for the mount altogether.
+        if name not in _KNOWN_XATTRS:
+            if name.startswith(b"user."):
+                raise _NO_ATTR.with_traceback(None)
+            raise _NOT_SUPPORTED.with_traceback(None)
+        return await self._getxattr(inode, name)
 
     @guard
-    async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        if inode == pyfuse3.ROOT_INODE and name == STATS_XATTR:
+    async def _getxattr(self, inode: int, name: bytes) -> bytes:
+        if name == STATS_XATTR:
+            if inode != pyfuse3.ROOT_INODE:
+                raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
             return json.dumps(self.fs.stats(), sort_keys=True).encode()
-        raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        value = self.fs.xattrs(inode).get(name.decode())
+        if value is None:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return value.encode()
 
     @guard
     async def listxattr(self, inode: int, ctx: pyfuse3.RequestContext) -> Sequence[bytes]:
-        return [STATS_XATTR] if inode == pyfuse3.ROOT_INODE else []
+        names = [name.encode() for name in self.fs.xattrs(inode)]
+        return [STATS_XATTR, *names] if inode == pyfuse3.ROOT_INODE else names
 
     # -- everything that writes fails with EROFS ---------------------------------------------
 

@@ -11,14 +11,16 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
-from xnatfs.namespace.rules import display_name
+from xnatfs.namespace.rules import display_name, server_value
 from xnatfs.namespace.values import (
     Dir,
     Listing,
     Node,
     Row,
     Source,
+    XnatObject,
     file_uri,
     file_version,
     need,
@@ -46,6 +48,9 @@ class ResourcesDir(Dir):
     def source(self) -> Source:
         return Source(resources_path(self.owner_path))
 
+    def describe(self) -> XnatObject:
+        return XnatObject(unquote(resources_path(self.owner_path)))
+
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         nodes = []
         for row in listing.rows:
@@ -54,6 +59,15 @@ class ResourcesDir(Dir):
                 files = Source(resource_files_path(self.owner_path, [rid]))
                 nodes.append(parent.child(name, dir=FilesDir(files)))
         return unique(nodes)
+
+
+def _resource_uri(files: Source) -> str:
+    """The URI of the resource(s) a files listing lists: its path without `/files`, decoded."""
+    return unquote(files.path.removesuffix("/files"))
+
+
+def _folder_uri(resource_uri: str, prefix: Parts) -> str:
+    return f"{resource_uri}/files/{'/'.join(prefix)}" if prefix else resource_uri
 
 
 @dataclass
@@ -126,6 +140,12 @@ class FilesDir(Dir):
     def source(self) -> Source:
         return self.files
 
+    def describe(self) -> XnatObject:
+        uri = _resource_uri(self.files)
+        if self.prefix:
+            return XnatObject(_folder_uri(uri, self.prefix))
+        return XnatObject(uri, uri.rpartition("/")[2])
+
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         tree = listing.derived("tree", lambda: _tree((p, r) for p, r, _ in _file_rows(listing)))
         context = self.files.context
@@ -158,6 +178,25 @@ class GroupedFilesDir(Dir):
 
     def source(self) -> Source:
         return self.files
+
+    def describe(self) -> XnatObject:
+        uri = _resource_uri(self.files)
+        context = self.files.context
+        if self.group is None or context is None:
+            return XnatObject(uri)
+        # The group's owner (by label for assessors, else its ID) and its resource ID.
+        owner = next(
+            (o for o, label in context.labels.items() if display_name(label) == self.group),
+            server_value(self.group),
+        )
+        rid = next((r for r, o in context.owners.items() if o == owner), "")
+        # `/data/experiments/E/<collection>/...`: the owner's own path, as its file URIs have it.
+        base = uri.split("/")[:5]
+        out = "" if self.collection == "scans" else "/out"
+        resource = f"{'/'.join(base)}/{owner}{out}/resources/{rid}"
+        if self.prefix:
+            return XnatObject(_folder_uri(resource, self.prefix))
+        return XnatObject(resource, rid)
 
     def _groups(self, listing: Listing) -> dict[str, tuple[str, dict[Parts, _Folder]]]:
         """Group name -> (owner ID, that owner's folder tree)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xnatfs.namespace.files import ResourcesDir
 from xnatfs.namespace.owners import CollectionDir
@@ -14,6 +14,7 @@ from xnatfs.namespace.values import (
     Node,
     Row,
     Source,
+    XnatObject,
     need,
     unique,
 )
@@ -112,6 +113,9 @@ class ProjectDir(_LabelledLevel):
     def owner(self) -> str:
         return project_path(self.project)
 
+    def describe(self) -> XnatObject:
+        return XnatObject(f"/data/projects/{self.project}", self.project, "xnat:projectData")
+
     def time(self, listing: Listing) -> int | None:
         # XNAT keeps no project date: the newest of its subjects' insert dates.
         return newest_time(listing.rows, "insert_date")
@@ -134,6 +138,10 @@ class SubjectDir(_LabelledLevel):
     def owner(self) -> str:
         return subject_path(self.project, self.subject)
 
+    def describe(self) -> XnatObject:
+        uri = f"/data/projects/{self.project}/subjects/{self.subject}"
+        return XnatObject(uri, self.subject, "xnat:subjectData")
+
     def _child(self, parent: Node, row: Row, name: str, listing: Listing) -> Node:
         eid = need(row, "ID", listing.source)
         mtime = (
@@ -141,13 +149,19 @@ class SubjectDir(_LabelledLevel):
             or parse_time_ns(row.get("insert_date", ""))
             or parent.mtime_ns
         )
-        return parent.child(name, dir=ExperimentDir(eid, self.selectors), mtime_ns=mtime)
+        kind = row.get("xsiType", "")
+        return parent.child(name, dir=ExperimentDir(eid, self.selectors, kind), mtime_ns=mtime)
 
 
 @dataclass(frozen=True)
 class ExperimentDir(Dir):
     experiment: str  # accession ID
     selectors: bool = True
+    # Its xsi:type from the subject's listing; shown, not part of what the directory is.
+    kind: str = field(default="", compare=False)
+
+    def describe(self) -> XnatObject:
+        return XnatObject(f"/data/experiments/{self.experiment}", self.experiment, self.kind)
 
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         e, sel = self.experiment, self.selectors

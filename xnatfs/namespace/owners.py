@@ -18,6 +18,7 @@ from xnatfs.namespace.values import (
     Row,
     Rows,
     Source,
+    XnatObject,
     need,
     root_node,
     unique,
@@ -66,6 +67,9 @@ class CollectionDir(Dir):
 
     def source(self) -> Source:
         return Source(collection_path(self.experiment, self.collection))
+
+    def describe(self) -> XnatObject:
+        return XnatObject(f"/data/experiments/{self.experiment}/{self.collection}")
 
     def _owners(self, listing: Listing) -> Owners:
         return listing.derived(("owners", self.selectors), lambda: self._read(listing))
@@ -161,14 +165,16 @@ class CollectionDir(Dir):
     def _selector(self, parent: Node, name: str, tokens: tuple[str, ...], o: Owners) -> Node:
         return parent.child(name, dir=SelectorDir(self.experiment, self.collection, tokens, o))
 
+    def _owner(self, oid: str, o: Owners) -> OwnerDir:
+        return OwnerDir(self.experiment, self.collection, oid, o.links[oid], o.kinds[oid])
+
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         o = self._owners(listing)
         nodes = []
         for oid in o.ids:
             name = display_name(o.labels[oid])
             if name is not None:
-                owner = OwnerDir(self.experiment, self.collection, oid, o.links[oid])
-                nodes.append(parent.child(name, dir=owner))
+                nodes.append(parent.child(name, dir=self._owner(oid, o)))
         if self.selectors:
             for name, kind in o.selectors.items():
                 nodes.append(self._selector(parent, name, (kind,), o))
@@ -178,9 +184,7 @@ class CollectionDir(Dir):
     def resolve(self, parent: Node, name: str, listing: Listing) -> Node | None:
         o = self._owners(listing)
         if name in o.kinds and self.collection == "assessors":  # an assessor's accession ID
-            return parent.child(
-                name, dir=OwnerDir(self.experiment, self.collection, name, o.links[name])
-            )
+            return parent.child(name, dir=self._owner(name, o))
         if name == "ALL":
             return self._selector(parent, name, ("ALL",), o)
         if name in o.selectors:
@@ -205,9 +209,16 @@ class OwnerDir(Dir):
     collection: str
     owner: str
     links: int = 1
+    # Its type (xsi:type for assessors) from the collection listing; shown, not part of what
+    # the directory is.
+    kind: str = field(default="", compare=False)
 
     def _path(self) -> str:
         return owner_path(self.experiment, self.collection, [self.owner])
+
+    def describe(self) -> XnatObject:
+        uri = f"/data/experiments/{self.experiment}/{self.collection}/{self.owner}"
+        return XnatObject(uri, self.owner, self.kind)
 
     def source(self) -> Source:
         return Source(resources_path(self._path()))
@@ -245,6 +256,10 @@ class SelectorDir(Dir):
         if self.tokens == ("ALL",) and self.owners is not None and not self.owners.ids:
             return None  # an empty collection's ALL: empty, without a request
         return Source(resources_path(self._path()), missing_ok=True)
+
+    def describe(self) -> XnatObject:
+        selected = ",".join(self.tokens)
+        return XnatObject(f"/data/experiments/{self.experiment}/{self.collection}/{selected}")
 
     def entries(self, parent: Node, listing: Listing) -> list[Node]:
         by_name: dict[str, dict[str, str]] = {}

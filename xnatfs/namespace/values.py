@@ -204,6 +204,17 @@ def root_node(root: Dir, mtime_ns: int = 0) -> Node:
     return Node(name="", parent=None, key=ROOT_KEY, mtime_ns=mtime_ns, dir=root)
 
 
+@dataclass(frozen=True, slots=True)
+class XnatObject:
+    """The XNAT object a directory stands for, as its extended attributes show it: `uri` as
+    XNAT writes URIs (not percent-encoded), `id` the accession, scan or resource ID and `type`
+    the scan type or xsi:type ("" where the object has none, or the listings do not say)."""
+
+    uri: str
+    id: str = ""
+    type: str = ""
+
+
 @dataclass(frozen=True)
 class Batch:
     """One request that answers many directories' listings at once: `source` is asked, and
@@ -219,6 +230,11 @@ class Dir:
     """How one directory is listed. Subclasses are frozen, small, hashable values."""
 
     def source(self) -> Source | None:
+        return None
+
+    def describe(self) -> XnatObject | None:
+        """The XNAT object this directory stands for, from what it holds (never a request);
+        None for directories that stand for none (the root)."""
         return None
 
     def entries(self, parent: Node, listing: Listing) -> list[Node]:

@@ -174,8 +174,9 @@ class XnatClient:
         projects listing it read to find out (`list("/data/projects")`).
 
         Raises Unavailable ("cannot reach URL: connection refused"), ProtocolError ("URL does
-        not look like an XNAT server"), AuthenticationFailed or AccessDenied, with one-line
-        messages. Uses at most one retry, so a wrong URL fails fast.
+        not look like an XNAT server ...: does this URL include the XNAT context path?"),
+        AuthenticationFailed or AccessDenied, with one-line messages. Uses at most one retry,
+        so a wrong URL fails fast.
         """
         policy = RetryPolicy(retries=min(self.policy.retries, 1), deadline=self.policy.deadline)
         attempts = Attempts(
@@ -190,7 +191,12 @@ class XnatClient:
         except RetriesExhausted as exc:
             raise Unavailable(f"cannot reach {self.base_url}: {exc.cause}") from None
         except (NotFound, ProtocolError):
-            raise ProtocolError(f"{self.base_url} does not look like an XNAT server") from None
+            # The usual cause: a site served below a context path (https://host/xnat) given
+            # without it, or with the wrong one.
+            raise ProtocolError(
+                f"{self.base_url} does not look like an XNAT server (no project listing at "
+                f"{self.base_url}/data/projects): does this URL include the XNAT context path?"
+            ) from None
         except AuthenticationFailed:
             raise
         except AccessDenied as exc:
