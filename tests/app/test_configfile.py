@@ -78,6 +78,7 @@ def test_every_option_is_accepted_by_name(tmp_path: Path) -> None:
         "allow_non_empty": "true",
         "metadata_cache_size": '"64M"',
         "metadata_disk_size": '"1G"',
+        "walk_ahead": "0",
         "offline": "false",
         "project": '["A", "B"]',
         "log_file": '"/l"',

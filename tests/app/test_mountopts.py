@@ -118,6 +118,7 @@ def test_every_option_translates() -> None:
         "allow_non_empty": "allow_non_empty",
         "metadata_cache_size": "metadata_cache_size=64M",
         "metadata_disk_size": "metadata_disk_size=1G",
+        "walk_ahead": "walk_ahead=0",
         "offline": "offline",
         "project": "project=STUDY",
         "log_file": "log_file=/l",

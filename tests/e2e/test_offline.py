@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mounting import Mount, tmp_mounted
+from tests.support.mounting import Mount, settled, tmp_mounted
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 
 pytestmark = pytest.mark.fuse
@@ -40,16 +40,6 @@ def browse(m: Mount) -> tuple[list[str], bytes]:
     for name in names:
         (session / name).stat()
     return names, (session / "scans/1/DICOM/1.dcm").read_bytes()
-
-
-def settled(demo: DemoServer) -> int:
-    """The request count once the server has logged everything asked of it so far."""
-    last, since = -1, time.monotonic()
-    while time.monotonic() - since < 0.3:
-        if demo.log.total != last:
-            last, since = demo.log.total, time.monotonic()
-        time.sleep(0.05)
-    return last
 
 
 def test_a_remount_browses_and_reads_with_the_server_down(demo: DemoServer, tmp_path: Path) -> None:

@@ -255,7 +255,7 @@ async def _serve(
             offline=cfg.offline,
         )
         prefetcher.bind(data)
-        walker = WalkAhead(listings, nursery, parallel=cfg.max_connections)
+        walker = WalkAhead(listings, nursery, parallel=cfg.max_connections, budget=cfg.walk_ahead)
         recent = RecentErrors()
         reporters = [prefetcher.stats, cache.report, remote.stats, recent.report, _process]
         reporters.append(walker.stats)

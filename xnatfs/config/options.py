@@ -107,6 +107,11 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "disk space for listings kept across mounts, e.g. 1G (default 1G; 0: none)",
     ),
     OptionSpec(
+        "walk_ahead",
+        parse_id,
+        "listings fetched ahead of a walk such as find or du (default 4096; 0: off)",
+    ),
+    OptionSpec(
         "offline", parse_bool, "no requests at all: browse and read what is on disk", flag=True
     ),
     OptionSpec(
@@ -268,6 +273,7 @@ class MountConfig:
     allow_non_empty: bool = False
     metadata_cache_size: int = 256 * 1024**2
     metadata_disk_size: int = 1024**3
+    walk_ahead: int = 4096
     offline: bool = False
     project: tuple[str, ...] = ()  # only these projects; () for every one
     log_file: Path | None = None

@@ -61,7 +61,7 @@ class WalkAhead:
     def seen(self, node: Node) -> None:
         """Directory `node` was opened (its listing is at hand)."""
         parent = node.parent
-        if parent is None or self._listings.offline:
+        if parent is None or self._listings.offline or self.budget <= 0:
             return
         now = trio.current_time()
         self._opened.pop(node.key, None)
