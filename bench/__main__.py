@@ -23,6 +23,7 @@ from bench.context import DEFAULT_PREFETCH, Bench, Options
 from bench.results import Results
 from bench.scenarios.bigfile import scenario_d
 from bench.scenarios.metadata import scenario_e
+from bench.scenarios.remount import scenario_i
 from bench.scenarios.series import scenario_a, scenario_b, scenario_c, scenario_f
 from bench.scenarios.startup import scenario_g, summarise_rss
 from bench.site import FULL, QUICK, SMOKE, build_bench_site, warm_server_caches
@@ -36,6 +37,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Bench], None]]] = {
     "e": ("metadata: find | xargs stat", scenario_e),
     "f": ("8 readers at once", scenario_f),
     "g": ("mount start-up (peak RSS: every scenario)", scenario_g),
+    "i": ("remounts: first MiB, browsing with the server stopped", scenario_i),
 }
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

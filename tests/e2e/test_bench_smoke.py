@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import SCENARIOS as BENCH_SCENARIOS
 from tests.support.mounting import require_fuse
 
 REPO = Path(__file__).resolve().parents[2]
-SCENARIOS = set("abcdefg")
+SCENARIOS = set(BENCH_SCENARIOS)
 
 
 @pytest.mark.fuse
@@ -52,7 +53,7 @@ def test_bench_smoke_runs_every_scenario(tmp_path: Path) -> None:
             assert row["met"] in (True, False), row
     # Every scenario that compares with a baseline produced a ratio.
     with_ratio = {r["scenario"] for r in rows if r["ratio"] is not None}
-    assert {"a", "b", "c", "d", "f"} <= with_ratio
+    assert {"a", "b", "c", "d", "e", "f", "i"} <= with_ratio
     # Peak RSS was sampled in every scenario's mounts.
     rss = {r["what"].rsplit(" ", 1)[-1] for r in rows if r["what"].startswith("peak RSS")}
     assert rss == SCENARIOS

@@ -4,13 +4,17 @@ resolvable names."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 import trio
 import trio.testing
 
 from tests.support.core import boundary
 from tests.support.fake_remote import E, FakeRemote
-from xnatfs.errors import NotFound
+from xnatfs.cache.metadata import ListingStore
+from xnatfs.errors import NotCached, NotFound, Unavailable
 from xnatfs.namespace.levels import ROOT_DIR, ExperimentDir, ProjectDir, SubjectDir
 from xnatfs.namespace.listings import Listings
 from xnatfs.namespace.owners import CollectionDir, OwnerDir, SelectorDir
@@ -213,3 +217,103 @@ async def test_a_fixed_directory_costs_no_request(remote: FakeRemote) -> None:
     assert await lists.lookup(experiment, "scans") == children.by_name["scans"]
     assert await lists.lookup(experiment, "nothing") is None
     assert remote.list_calls == [] and requests(lists) == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Flaky(FakeRemote):
+    """A remote whose listings fail (server unreachable) while `down`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def list(self, path: str, params: object = None) -> list[dict[str, str]]:
+        if self.down:
+            self.list_calls.append(path)
+            raise Unavailable(f"cannot reach the server for {path}")
+        return super().list(path, params)  # type: ignore[arg-type]
+
+
+async def settle() -> None:
+    await trio.sleep(0.2)  # background refreshes cross into a worker thread and back
+
+
+async def test_stale_listings_are_served_at_once_and_replaced_in_the_background(
+    tmp_path: Path,
+) -> None:
+    remote, clock = Flaky(), Clock()
+    async with trio.open_nursery() as nursery:
+        lists = Listings(boundary(remote), 60, clock=clock)
+        lists.start(nursery)
+        first = await lists.rows(Source(SUBJECTS))
+        remote.listings[SUBJECTS] = [*first, {"ID": "XNAT_S00002", "label": "2"}]
+        clock.now += 61
+        assert await lists.rows(Source(SUBJECTS)) is first  # stale, served without waiting
+        await settle()
+        assert [r["label"] for r in await lists.rows(Source(SUBJECTS))] == ["1", "2"]
+        assert remote.list_calls.count(SUBJECTS) == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_failing_server_is_not_asked_again_for_a_while_and_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="xnatfs")
+    remote, clock = Flaky(), Clock()
+    async with trio.open_nursery() as nursery:
+        lists = Listings(boundary(remote), 60, clock=clock)
+        lists.start(nursery)
+        subjects = await lists.rows(Source(SUBJECTS))
+        scans = await lists.rows(Source(SCANS))
+        remote.down = True
+        clock.now += 61
+        assert await lists.rows(Source(SUBJECTS)) is subjects
+        await settle()  # that refresh failed: backing off
+        before = len(remote.list_calls)
+        for _ in range(5):
+            assert await lists.rows(Source(SUBJECTS)) is subjects
+            assert await lists.rows(Source(SCANS)) is scans  # stale-if-error, no request
+        await settle()
+        assert len(remote.list_calls) == before
+        clock.now += 1.5  # past the first pause: tried again, still failing
+        await lists.rows(Source(SCANS))
+        await settle()
+        assert len(remote.list_calls) == before + 1
+        warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and "serving the last listings" in warnings[0].getMessage()
+        remote.down = False
+        clock.now += 2.5  # past the doubled pause: works again
+        await lists.rows(Source(SCANS))
+        await settle()
+        assert lists.stats()["failed_refreshes"] == 2
+        assert "listings are refreshed again" in caplog.text
+        nursery.cancel_scope.cancel()
+
+
+async def test_listings_kept_on_disk_answer_a_new_mount_and_offline(tmp_path: Path) -> None:
+    remote, clock = Flaky(), Clock()
+    store = ListingStore(tmp_path / "listings.db", 1 << 20)
+    try:
+        async with trio.open_nursery() as nursery:
+            lists = Listings(boundary(remote), 60, store=store, clock=clock)
+            lists.start(nursery)
+            subjects = await lists.rows(Source(SUBJECTS))
+            await settle()  # written to disk in the background
+            nursery.cancel_scope.cancel()
+        remote.down = True
+        calls = len(remote.list_calls)
+        offline = Listings(boundary(remote), 60, store=store, offline=True, clock=clock)
+        clock.now += 3600  # long past the TTL: offline, still served
+        assert await offline.rows(Source(SUBJECTS)) == subjects
+        with pytest.raises(NotCached):
+            await offline.rows(Source(SCANS))  # never listed
+        assert len(remote.list_calls) == calls  # offline asks nothing
+    finally:
+        store.close()

@@ -12,7 +12,9 @@ optional `ListingStore` on disk (`xnatfs.cache.metadata`), which survives remoun
 - fresh (fetched less than `ttl` ago): served;
 - stale: served at once while one request in the background replaces it
   (stale-while-revalidate); when that request fails, the stale listing keeps being served
-  (stale-if-error);
+  (stale-if-error), and no listing is asked again in the background for a while (1 s after the
+  first failure, doubling up to a minute), so a dead server costs one warning, not one failed
+  request and one warning per directory opened;
 - after `forget()` (SIGHUP): asked again before it is served, but served stale if the server
   cannot be reached;
 - not known at all: asked for, the caller waiting;
@@ -85,6 +87,33 @@ class _Cached:
         self.size = size
 
 
+class _Backoff:
+    """When background refreshes may be tried again after failures (doubling from 1 s to 60 s);
+    one warning when they start failing, one line when they work again."""
+
+    __slots__ = ("_delay", "_until")
+
+    def __init__(self) -> None:
+        self._delay = 0.0
+        self._until = 0.0
+
+    def waiting(self, now: float) -> bool:
+        return now < self._until
+
+    def failed(self, now: float, what: str, exc: XnatfsError) -> None:
+        if not self._delay:
+            log.warning("could not refresh %s (serving the last listings): %s", what, exc)
+        else:
+            log.debug("could not refresh %s: %s", what, exc)
+        self._delay = min(max(2 * self._delay, 1.0), 60.0)
+        self._until = now + self._delay
+
+    def worked(self) -> None:
+        if self._delay:
+            log.info("listings are refreshed again")
+        self._delay = self._until = 0.0
+
+
 class Listings:
     """Cached REST listings and the directory contents derived from them.
 
@@ -118,6 +147,7 @@ class Listings:
         self._requests = 0
         self._stale_served = 0
         self._failed_refreshes = 0
+        self._backoff = _Backoff()
 
     def start(self, nursery: trio.Nursery) -> None:
         """Let stale listings be refreshed in the background, in `nursery`."""
@@ -166,6 +196,9 @@ class Listings:
         age = self._clock() - cached.fetched
         if age < self._ttl or self.offline:
             return cached.listing
+        if self._backoff.waiting(self._clock()):
+            self._stale_served += 1
+            return cached.listing  # the server failed a moment ago: not asked again yet
         if cached.fetched == 0.0:
             # Forgotten on request (SIGHUP): ask first, and fall back only if that fails.
             try:
@@ -212,7 +245,7 @@ class Listings:
         if isinstance(exc, NotFound):
             raise exc  # gone on the server: not served from memory either
         self._stale_served += 1
-        log.warning("serving the last listing of %s: %s", source.path, exc)
+        self._backoff.failed(self._clock(), source.path, exc)
         return cached.listing
 
     def _refresh_later(self, source: Source) -> None:
@@ -231,7 +264,7 @@ class Listings:
                 await self._remote.serial(self._store.delete, store_key(source))
         except XnatfsError as exc:
             self._failed_refreshes += 1
-            log.warning("could not refresh %s (serving the last listing): %s", source.path, exc)
+            self._backoff.failed(self._clock(), source.path, exc)
         finally:
             self._refreshing.discard(source)
 
@@ -251,6 +284,7 @@ class Listings:
             if not source.missing_ok:
                 raise
             rows = ()
+        self._backoff.worked()
         fetched = self._clock()
         listing = Listing(source, rows)
         self._keep(listing, fetched)
