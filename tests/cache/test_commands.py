@@ -15,6 +15,7 @@ import pytest
 from xnatfs.cache.commands import cache_clear, cache_info, is_cache_dir, lock_holder
 from xnatfs.cache.disk import DiskCache
 from xnatfs.cache.layout import read_lock_pid
+from xnatfs.cache.metadata import ListingStore, store_path
 from xnatfs.errors import ConfigError
 from xnatfs.fileversion import FileVersion, verify_part
 
@@ -161,7 +162,7 @@ def test_clear_removes_entries_parts_and_stats(tmp_path: Path) -> None:
     root = tmp_path / "srv"
     keys = fill(root, {"/data/a": b"a" * 10, "/data/b": b"b" * 20})
     (root / "parts" / "leftover.part").write_bytes(b"half")  # as a SIGKILL would leave it
-    assert cache_clear(root) == f"{root}: removed 2 entries (30 B) and 1 unfinished download(s)"
+    assert cache_clear(root) == f"{root}: removed 2 entries (30 B), 1 unfinished download(s)"
     assert sorted(p for p in root.rglob("*") if p.is_file()) == [root / "format", root / "lock"]
     assert is_cache_dir(root)
     with DiskCache(root, 10**6) as cache:
@@ -212,3 +213,18 @@ def test_clear_leaves_foreign_files_alone(tmp_path: Path) -> None:
     assert (home / "data" / "thesis.tex").read_text() == "precious"
     assert (home / "notes.part").read_text() == "precious too"
     assert (home / "data" / "ab" / "mine.txt").read_text() == "keep"
+
+
+def test_listings_kept_on_disk_are_shown_and_cleared(tmp_path: Path) -> None:
+    root = tmp_path / "srv"
+    fill(root, {"/data/a": b"a" * 10})
+    for user in ("alice", "bob"):
+        store = ListingStore(store_path(root, user), 1 << 20)
+        store.put("/data/projects", [{"ID": "P"}], 1.0)
+        store.close()
+    assert field(cache_info(root), "listings").startswith("kept for 2 user(s), ")
+    assert cache_clear(root) == (
+        f"{root}: removed 1 entries (10 B), the listings kept for 2 user(s)"
+    )
+    assert not list((root / "metadata").iterdir())
+    assert "  listings:" not in cache_info(root)

@@ -31,6 +31,7 @@ from xnatfs.cache.layout import (
     read_lock_pid,
     try_lock,
 )
+from xnatfs.cache.metadata import stored_files
 from xnatfs.config import default_cache_root
 from xnatfs.errors import ConfigError
 
@@ -138,6 +139,10 @@ def _info_block(cache: Path) -> str:
         )
     else:
         lines.append("  last mount: no statistics saved")
+    stores = stored_files(cache)
+    if stores:
+        size = sum(_size(p) for files in stores.values() for p in files)
+        lines.append(f"  listings:   kept for {len(stores)} user(s), {_human(size)}")
     holder = lock_holder(cache)
     lines.append(f"  in use:     {'yes, by pid ' + str(holder) if holder else 'no'}")
     if parts:
@@ -168,10 +173,24 @@ def _clear_one(cache: Path) -> str:
     for name in (STATS_FILE, INDEX_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(cache / name)
+    stores = stored_files(cache)
+    for files in stores.values():
+        for path in files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
     text = f"{cache}: removed {count:,} entries ({_human(total)})"
     if parts:
-        text += f" and {parts} unfinished download(s)"
+        text += f", {parts} unfinished download(s)"
+    if stores:
+        text += f", the listings kept for {len(stores)} user(s)"
     return text
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _part_entries(cache: Path) -> list[os.DirEntry[str]]:

@@ -47,6 +47,20 @@ def store_path(root: Path, user: str | None) -> Path:
     return root / METADATA_DIR / f"{who}.db"
 
 
+def stored_files(root: Path) -> dict[Path, list[Path]]:
+    """The listing stores in the server cache directory `root`: each database -> its files
+    (the database and SQLite's `-wal` and `-shm` files beside it, those that exist)."""
+    try:
+        names = sorted(p for p in (root / METADATA_DIR).iterdir() if p.is_file())
+    except OSError:
+        return {}
+    return {
+        db: [p for p in names if p.name in (db.name, f"{db.name}-wal", f"{db.name}-shm")]
+        for db in names
+        if db.suffix == ".db"
+    }
+
+
 def encode_rows(rows: Sequence[Row]) -> bytes:
     """Rows as compressed JSON: the column names once, then the values of each row."""
     columns: dict[str, int] = {}
