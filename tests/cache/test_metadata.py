@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from xnatfs.cache.metadata import ListingStore, decode_rows, encode_rows, store_path
 
 ROWS = [
@@ -74,4 +76,36 @@ def test_a_damaged_database_is_a_miss_not_a_failure(tmp_path: Path) -> None:
     store.put("/data/x", ROWS, 1.0)
     store._db.execute("UPDATE listings SET body = x'00'")  # garbage where a listing was
     assert store.get("/data/x") is None
+    store.close()
+
+
+def test_a_file_that_is_no_database_is_replaced_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "m.db"
+    path.write_bytes(b"this is not an SQLite database" * 100)
+    store = ListingStore(path, 10**6)
+    assert store.get("/data/x") is None
+    store.put("/data/x", ROWS, 1.0)
+    assert store.get("/data/x") == (ROWS, 1.0)
+    assert store.stats()["stored_listings"] == 1
+    store.close()
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "starting afresh" in caplog.text
+
+
+def test_failing_writes_warn_once_and_count_stays_true(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ListingStore(tmp_path / "m.db", 10**6)
+    store.put("/data/a", ROWS, 1.0)
+    store._db.execute("PRAGMA query_only = ON")  # every write fails from here, as on a full disk
+    for i in range(5):
+        store.put(f"/data/b{i}", ROWS, 1.0)
+        store.put_size(f"/data/f{i}", 3)
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
+    assert store.stats()["stored_listings"] == 1
+    store._db.execute("PRAGMA query_only = OFF")
+    store.put("/data/c", ROWS, 1.0)
+    assert store.stats()["stored_listings"] == 2
     store.close()

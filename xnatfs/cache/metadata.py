@@ -82,27 +82,56 @@ def decode_rows(blob: bytes) -> list[dict[str, str]]:
 class ListingStore:
     """Listings, learned sizes and small facts of one server and user, on disk.
 
-    Raises sqlite3.Error (or OSError) from the constructor when the database cannot be opened;
-    later failures are logged and behave as a miss, so a broken store never breaks a mount.
+    A database that is not one (damaged, truncated) is deleted and started afresh, with one
+    warning: it only ever holds what the server can send again. Raises sqlite3.Error (or
+    OSError) from the constructor when the database cannot be opened even so; later failures
+    are logged once and behave as a miss, so a broken store (a full disk) never breaks a mount.
     """
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
         make_private_dir(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            (total,) = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM listings").fetchone()
-        except BaseException:
-            self._db.close()
-            raise
-        self._bytes = int(total)
+            self._db, total, count = self._open()
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):
+                raise  # locked, read-only, no space: not damage
+            log.warning(
+                "the stored listings in %s were unreadable (%s); starting afresh", path, exc
+            )
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+            self._db, total, count = self._open()
+        self._bytes = total
+        self._count = count
         self.reads = self.writes = 0
+        self._failing = False
+
+    def _open(self) -> tuple[sqlite3.Connection, int, int]:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            total, count = db.execute(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM listings"
+            ).fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db, int(total), int(count)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """One warning while writes keep failing (a full disk would otherwise log each one)."""
+        if not self._failing:
+            log.warning("could not store %s (and maybe more, listed with --debug): %s", what, exc)
+        else:
+            log.debug("could not store %s: %s", what, exc)
+        self._failing = True
 
     def get(self, key: str) -> tuple[list[dict[str, str]], float] | None:
         """The rows stored for `key` and when they were fetched (epoch seconds), or None."""
@@ -133,11 +162,14 @@ class ListingStore:
                     (key, fetched, time.time(), len(blob), blob),
                 )
                 self._bytes += len(blob) - (old[0] if old else 0)
+                self._count += old is None
                 if self._bytes > self.max_bytes:
                     self._evict()
             self.writes += 1
+            self._failing = False
         except sqlite3.Error as exc:
-            log.warning("could not store the listing %s: %s", key, exc)
+            self._bytes, self._count = self._totals()  # the transaction was rolled back
+            self._failed(f"the listing {key}", exc)
 
     def age_all(self) -> None:
         """Mark every stored listing as fetched long ago (SIGHUP: ask again before trusting)."""
@@ -151,6 +183,7 @@ class ListingStore:
             if old is not None:
                 self._db.execute("DELETE FROM listings WHERE key = ?", (key,))
                 self._bytes -= old[0]
+                self._count -= 1
 
     def size(self, uri: str) -> int | None:
         """A size learned before for the file at `uri`, or None."""
@@ -160,8 +193,11 @@ class ListingStore:
         return None
 
     def put_size(self, uri: str, size: int) -> None:
-        with contextlib.suppress(sqlite3.Error):
+        """Keep the size learned for the file at `uri`."""
+        try:
             self._db.execute("INSERT OR REPLACE INTO sizes (uri, size) VALUES (?, ?)", (uri, size))
+        except sqlite3.Error as exc:
+            self._failed(f"the size of {uri}", exc)
 
     def fact(self, key: str) -> str | None:
         """A small fact kept with the listings (e.g. when this archive was first seen)."""
@@ -176,11 +212,8 @@ class ListingStore:
 
     def stats(self) -> dict[str, object]:
         """Counters for the stats xattr: listings stored, their bytes, reads and writes."""
-        count = 0
-        with contextlib.suppress(sqlite3.Error):
-            (count,) = self._db.execute("SELECT COUNT(*) FROM listings").fetchone()
         return {
-            "stored_listings": int(count),
+            "stored_listings": self._count,
             "stored_listing_bytes": self._bytes,
             "stored_listing_reads": self.reads,
             "stored_listing_writes": self.writes,
@@ -210,3 +243,13 @@ class ListingStore:
                 break
             self._db.execute("DELETE FROM listings WHERE key = ?", (key,))
             self._bytes -= size
+            self._count -= 1
+
+    def _totals(self) -> tuple[int, int]:
+        try:
+            total, count = self._db.execute(
+                "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM listings"
+            ).fetchone()
+            return int(total), int(count)
+        except sqlite3.Error:
+            return self._bytes, self._count
