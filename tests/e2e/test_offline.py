@@ -4,6 +4,7 @@ refreshed in the background (real mounts)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import time
 from pathlib import Path
@@ -81,6 +82,10 @@ def test_offline_makes_no_request_and_says_what_is_not_on_disk(
         with pytest.raises(OSError) as unlisted:
             os.listdir(m.path / "STUDY")
         assert unlisted.value.errno == errno.ENODATA
+        # Routine offline, like ENOENT: not a warning in the log (nor in `xnatfs status`).
+        assert "WARNING" not in m.log()
+        stats = json.loads(os.getxattr(m.path, "user.xnatfs.stats"))
+        assert stats["offline"] is True and stats["listing_requests"] == 0
     assert settled(demo) == 0  # not one request, not even at start
 
 

@@ -140,7 +140,10 @@ def format_status(status: MountStatus, now: float | None = None) -> str:
     cache = _table(s.get("cache"))
     head = f"{status.mountpoint}  {server.get('url') or status.source}"
     lines = [f"{head}  (pid {s.get('pid', '?')}, xnatfs {s.get('version', '?')})"]
-    lines.append(f"  server:     {_server_line(server, now)}")
+    if s.get("offline"):
+        lines.append("  server:     offline (--offline): nothing is asked of it")
+    else:
+        lines.append(f"  server:     {_server_line(server, now)}")
     lines.append(f"  uptime:     {human_duration(float(s.get('uptime', 0)))}")
     transfers = s.get("transfers") or []
     lines.append(
@@ -162,9 +165,14 @@ def format_status(status: MountStatus, now: float | None = None) -> str:
         f"{entries:,} file{'' if entries == 1 else 's'}; {cache.get('hits', 0):,} hits, "
         f"{cache.get('misses', 0):,} misses"
     )
+    stored = s.get("stored_listings")
+    on_disk = f", {stored:,} on disk" if isinstance(stored, int) else ""
+    stale = s.get("stale_listings_served", 0)
     lines.append(
-        f"  listings:   {s.get('listings_cached', 0):,} cached "
-        f"({human_bytes(s.get('listing_bytes', 0))}), {s.get('listing_requests', 0):,} requests"
+        f"  listings:   {s.get('listings_cached', 0):,} in memory "
+        f"({human_bytes(s.get('listing_bytes', 0))}){on_disk}; "
+        f"{s.get('listing_requests', 0):,} requests, {s.get('listings_ahead', 0):,} listed ahead "
+        f"of walks, {stale:,} served stale"
     )
     errors = s.get("errors") or []
     if not errors:

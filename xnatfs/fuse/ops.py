@@ -48,8 +48,9 @@ def guard(handler: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine
             code = errno_for(exc)
             if code == errno.EIO and not _expected(exc):
                 log.exception("%s%r failed", handler.__name__, args[1:])
-            elif code in (errno.ENOENT, errno.EROFS):
-                # Probes for missing names and attempts to write are routine, not news.
+            elif code in (errno.ENOENT, errno.EROFS, errno.ENODATA):
+                # Probes for missing names, attempts to write and, offline, what is not on disk
+                # are routine, not news.
                 log.debug("%s: %s", handler.__name__, exc)
             else:
                 # A server that cannot be reached, a refused permission, a bad download: what

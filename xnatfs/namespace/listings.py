@@ -174,6 +174,7 @@ class Listings:
             "listing_bytes": int(self._cache.currsize),
             "stale_listings_served": self._stale_served,
             "failed_refreshes": self._failed_refreshes,
+            "offline": self.offline,
         }
 
     async def prime(self, source: Source, rows: Rows) -> None:
