@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mounting import Mount, settled, tmp_mounted
-from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
+from tests.support.mounting import Mount, demo_mounted, settled
+from xnatfs.demo import DemoServer
 
 pytestmark = pytest.mark.fuse
 
@@ -20,14 +20,8 @@ SESSION = "TEST/1/MR1"
 
 
 def mount(demo: DemoServer, tmp_path: Path, *options: str, name: str = "mnt") -> object:
-    return tmp_mounted(
-        demo.url,
-        tmp_path,
-        user=DEMO_USER,
-        password=DEMO_PASSWORD,
-        options=("--retries", "1", "--connect-timeout", "2", "--read-timeout", "2", *options),
-        name=name,
-    )
+    quick = ("--retries", "1", "--connect-timeout", "2", "--read-timeout", "2")
+    return demo_mounted(demo, tmp_path, *quick, *options, name=name)
 
 
 def tree(root: Path) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mounting import Mount, tmp_mounted
+from tests.support.mounting import Mount, demo_mounted
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
 from xnatfs.namespace.rules import parse_time_ns
 
@@ -24,14 +24,7 @@ SELECTORS = {"ALL", "T1", "T2", "xnat:qcAssessmentData"}
 
 
 def mount(demo: DemoServer, tmp_path: Path, *options: str, name: str = "mnt") -> object:
-    return tmp_mounted(
-        demo.url,
-        tmp_path,
-        user=DEMO_USER,
-        password=DEMO_PASSWORD,
-        options=("--metadata-ttl", "30", *options),
-        name=name,
-    )
+    return demo_mounted(demo, tmp_path, "--metadata-ttl", "30", *options, name=name)
 
 
 def run(*argv: str | Path, cwd: Path | None = None) -> str:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mounting import quiet_log, settled, tmp_mounted
-from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer
+from tests.support.mounting import demo_mounted, quiet_log, settled
+from xnatfs.demo import DemoServer
 
 pytestmark = pytest.mark.fuse
 
@@ -34,13 +34,8 @@ def test_find_with_and_without_listing_ahead(
     shown: dict[str, list[str]] = {}
     requests: dict[str, int] = {}
     for walk_ahead in ("0", "4096"):
-        with tmp_mounted(
-            demo.url,
-            tmp_path / walk_ahead,
-            user=DEMO_USER,
-            password=DEMO_PASSWORD,
-            options=("--metadata-ttl", "3600", "--walk-ahead", walk_ahead),
-        ) as m:
+        options = ("--metadata-ttl", "3600", "--walk-ahead", walk_ahead)
+        with demo_mounted(demo, tmp_path / walk_ahead, *options) as m:
             quiet_log(demo)
             shown[walk_ahead] = find(m.path / PROJECT)
             settled(demo)

@@ -6,36 +6,22 @@ directory, and leaves nothing for the walker itself to ask; a person opening one
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import cast
 
 import pytest
 import trio
 
-from tests.namespace.test_batches import Counting, tree
+from tests.support.demo_client import Counting, demo_client, tree
 from xnatfs.namespace.levels import ROOT_DIR
 from xnatfs.namespace.listings import Listings
 from xnatfs.namespace.values import Node, root_node
 from xnatfs.namespace.walk import WalkAhead
-from xnatfs.remote import AsyncXnat
-from xnatfs.xnat.auth import Credentials
 from xnatfs.xnat.client import XnatClient
-
-try:
-    from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, build_demo_site
-except ImportError:  # pragma: no cover - the demo package is optional for these tests
-    pytest.skip("the demo XNAT server is not available", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[XnatClient]:
-    server = DemoServer(build_demo_site())
-    server.start()
-    c = XnatClient(server.url, Credentials(DEMO_USER, DEMO_PASSWORD), retries=0)
-    try:
+    with demo_client() as c:
         yield c
-    finally:
-        c.close()
-        server.stop()
 
 
 async def settle(counting: Counting) -> None:
@@ -56,7 +42,7 @@ async def project(lists: Listings) -> Node:
 async def serial_requests(client: XnatClient) -> int:
     """Listing requests of a walk of STUDY without listing ahead."""
     counting = Counting(client)
-    lists = Listings(AsyncXnat(cast(XnatClient, counting), 4), 60)
+    lists = counting.listings()
     await tree(lists, await project(lists))
     return len(counting.calls)
 
@@ -64,7 +50,7 @@ async def serial_requests(client: XnatClient) -> int:
 async def test_a_walk_is_listed_ahead_and_costs_no_more_requests(client: XnatClient) -> None:
     serial = await serial_requests(client)
     counting = Counting(client)
-    lists = Listings(AsyncXnat(cast(XnatClient, counting), 4), 60)
+    lists = counting.listings()
     async with trio.open_nursery() as nursery:
         walker = WalkAhead(lists, nursery, parallel=4)
         top = await project(lists)
@@ -88,7 +74,7 @@ async def test_one_directory_opened_again_or_budget_0_lists_nothing_ahead(
     client: XnatClient, budget: int
 ) -> None:
     counting = Counting(client)
-    lists = Listings(AsyncXnat(cast(XnatClient, counting), 4), 60)
+    lists = counting.listings()
     async with trio.open_nursery() as nursery:
         walker = WalkAhead(lists, nursery, budget=budget)
         top = await project(lists)

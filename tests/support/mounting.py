@@ -246,6 +246,23 @@ def tmp_mounted(
         yield mount
 
 
+def demo_mounted(
+    demo: Any, tmp_path: Path, *options: str, name: str = "mnt", cache_dir: Path | None = None
+) -> contextlib.AbstractContextManager[Mount]:
+    """`tmp_mounted` of a demo XNAT server (`xnatfs.demo.DemoServer`) with its demo user."""
+    from xnatfs.demo import DEMO_PASSWORD, DEMO_USER
+
+    return tmp_mounted(
+        demo.url,
+        tmp_path,
+        user=DEMO_USER,
+        password=DEMO_PASSWORD,
+        options=options,
+        cache_dir=cache_dir,
+        name=name,
+    )
+
+
 def settled(server: Any) -> int:
     """The number of requests a demo server has logged, once it has logged everything asked of
     it so far.
