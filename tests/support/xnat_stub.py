@@ -1,9 +1,11 @@
 """A scriptable HTTP server on 127.0.0.1 for testing the XNAT client.
 
-Each test tells the stub what to answer per path: a fixed `Reply`, a list of replies consumed in
-order (the last one repeats), or a function of the received request. A reply can be delayed,
-sent in pieces with pauses or gates (`threading.Event`) between them, cut off mid-body, or
-replaced by a connection reset. Every request is recorded in `stub.seen`.
+Each test tells the stub what to answer per path (or per path prefix, `route_prefix`): a fixed
+`Reply`, a list of replies consumed in order (the last one repeats), or a function of the
+received request. A reply can be delayed, sent in pieces with pauses or gates
+(`threading.Event`) between them, generated without end (`stream`), cut off mid-body, or
+replaced by a connection reset. GET and HEAD are answered (HEAD: the headers of the GET, no
+body). Every request is recorded in `stub.seen`.
 
 `StubAuth` adds XNAT-like authentication in front of the routes: Basic credentials create a
 server session (`Set-Cookie: JSESSIONID=...`), a valid cookie is enough on its own, and
@@ -19,7 +21,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,7 +44,9 @@ class Reply:
     many seconds, an Event blocks until set. `content_length="auto"` declares the sum of the
     byte parts, an int declares that number, None sends the body chunked. `cut` closes the
     connection after the parts without finishing the body; `reset` answers nothing and resets
-    the connection; `delay` waits before the status line.
+    the connection; `delay` waits before the status line. `stream`, when set, is called once
+    per request for the body's pieces (after `body`), which may never end: a server that
+    trickles or floods; it is sent chunked unless `content_length` is an int.
     """
 
     status: int = 200
@@ -52,6 +56,7 @@ class Reply:
     cut: bool = False
     reset: bool = False
     delay: float = 0.0
+    stream: Callable[[], Iterator[Part]] | None = None
 
     def parts(self) -> list[Part]:
         return [self.body] if isinstance(self.body, bytes) else list(self.body)
@@ -147,6 +152,7 @@ class XnatStub:
         self.auth = auth
         self.seen: list[Seen] = []
         self._routes: dict[str, Handler] = {}
+        self._prefixes: list[tuple[str, Handler]] = []
         self._gates: list[threading.Event] = []
         self._lock = threading.Lock()
         stub = self
@@ -155,6 +161,9 @@ class XnatStub:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                stub._serve(self)
+
+            def do_HEAD(self) -> None:
                 stub._serve(self)
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -178,20 +187,14 @@ class XnatStub:
         return int(self._server.server_address[1])
 
     def route(self, path: str, answer: Reply | Sequence[Reply] | Handler) -> None:
-        if isinstance(answer, Reply):
-            fixed = answer
-            self._routes[path] = lambda seen: fixed
-        elif callable(answer):
-            self._routes[path] = answer
-        else:
-            queue = list(answer)
-            lock = threading.Lock()
+        """Answer requests for exactly `path` (as sent: percent-encoded) with `answer`."""
+        self._routes[path] = _handler(answer)
 
-            def next_reply(seen: Seen) -> Reply:
-                with lock:
-                    return queue.pop(0) if len(queue) > 1 else queue[0]
-
-            self._routes[path] = next_reply
+    def route_prefix(self, prefix: str, answer: Reply | Sequence[Reply] | Handler) -> None:
+        """Answer requests for paths starting with `prefix` that no exact route takes; the
+        longest matching prefix wins."""
+        self._prefixes.append((prefix, _handler(answer)))
+        self._prefixes.sort(key=lambda item: len(item[0]), reverse=True)
 
     def gate(self) -> threading.Event:
         """An Event to put in a body; `close()` sets it so no server thread stays blocked."""
@@ -233,7 +236,9 @@ class XnatStub:
         if self.auth is not None:
             reply, new_session = self.auth.gate(seen)
         if reply is None:
-            handler = self._routes.get(seen.path)
+            handler = self._routes.get(seen.path) or next(
+                (hd for prefix, hd in self._prefixes if seen.path.startswith(prefix)), None
+            )
             reply = handler(seen) if handler else Reply(404, b"", {"Content-Type": "text/html"})
         self._send(h, reply, new_session)
 
@@ -246,12 +251,15 @@ class XnatStub:
             h.close_connection = True
             return
         parts = reply.parts()
+        head_only = h.command == "HEAD"
         h.send_response(reply.status)
         for name, value in reply.headers.items():
             h.send_header(name, value)
         if session is not None:
             h.send_header("Set-Cookie", f"JSESSIONID={session}; Path=/; HttpOnly")
-        chunked = reply.content_length is None
+        chunked = reply.content_length is None or (
+            reply.stream is not None and not isinstance(reply.content_length, int)
+        )
         if chunked:
             h.send_header("Transfer-Encoding", "chunked")
         else:
@@ -263,8 +271,10 @@ class XnatStub:
             h.send_header("Connection", "close")
         h.end_headers()
         h.wfile.flush()
+        if head_only:
+            return
         try:
-            for part in parts:
+            for part in _pieces(parts, reply):
                 if isinstance(part, bytes):
                     if not part:
                         continue
@@ -286,3 +296,25 @@ class XnatStub:
                 h.wfile.flush()
         except OSError:
             h.close_connection = True
+
+
+def _handler(answer: Reply | Sequence[Reply] | Handler) -> Handler:
+    if isinstance(answer, Reply):
+        fixed = answer
+        return lambda seen: fixed
+    if callable(answer):
+        return answer
+    queue = list(answer)
+    lock = threading.Lock()
+
+    def next_reply(seen: Seen) -> Reply:
+        with lock:
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return next_reply
+
+
+def _pieces(parts: list[Part], reply: Reply) -> Iterator[Part]:
+    yield from parts
+    if reply.stream is not None:
+        yield from reply.stream()
