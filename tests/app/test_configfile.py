@@ -82,6 +82,8 @@ def test_every_option_is_accepted_by_name(tmp_path: Path) -> None:
         "offline": "false",
         "project": '["A", "B"]',
         "log_file": '"/l"',
+        "max_listing_size": '"64M"',
+        "max_listing_rows": "1000",
     }
     assert set(sample) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     text = "\n".join(f"{k} = {v}" for k, v in sample.items())

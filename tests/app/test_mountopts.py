@@ -122,6 +122,8 @@ def test_every_option_translates() -> None:
         "offline": "offline",
         "project": "project=STUDY",
         "log_file": "log_file=/l",
+        "max_listing_size": "max_listing_size=64M",
+        "max_listing_rows": "max_listing_rows=1000",
     }
     assert set(samples) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     args = translate_options(",".join(samples.values())).args

@@ -131,8 +131,6 @@ def test_list_empty_result(stub: XnatStub, make_client: Any) -> None:
         b'{"ResultSet": {"rows": []}}',
         b'{"Result": []}',
         b'{"ResultSet": {"Result": {"a": "b"}}}',
-        b'{"ResultSet": {"Result": ["a", "b"]}}',
-        b'{"ResultSet": {"Result": [{"a": {"nested": "x"}}]}}',
         b"[1, 2]",
         b"\xff\xfe",
     ],

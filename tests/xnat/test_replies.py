@@ -9,11 +9,13 @@ from __future__ import annotations
 import gzip
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 
+from tests.support.hostile import gzip_bomb, gzip_bytes, gzipped
 from tests.support.xnat_stub import LOGIN_PAGE, XnatStub
 from tests.support.xnat_stub import Reply as StubReply
 from xnatfs.errors import AccessDenied, NotFound, ProtocolError, Unavailable
@@ -21,6 +23,8 @@ from xnatfs.xnat.replies import (
     HTML_SNIFF,
     LOGIN_MARKER,
     Reply,
+    TooLarge,
+    Transient,
     body_extent,
     http_date,
     int_header,
@@ -90,16 +94,49 @@ def test_an_empty_result_set_is_no_rows() -> None:
         (b'{"ResultSet": []}', "no ResultSet.Result list"),
         (b'{"ResultSet": {"totalRecords": "0"}}', "no ResultSet.Result list"),
         (b'{"ResultSet": {"Result": {"ID": "P1"}}}', "no ResultSet.Result list"),
-        (result_set(["P1"]), "row is not an object"),
-        (result_set([{"ID": "P1"}, None]), "row is not an object"),
-        (result_set([{"ID": {"nested": 1}}]), "cell is not a plain value"),
-        (result_set([{"tags": ["a", "b"]}]), "cell is not a plain value"),
     ],
 )
 def test_anything_but_a_result_set_is_a_protocol_error(body: bytes, why: str) -> None:
     with pytest.raises(ProtocolError, match=why) as info:
         parse_result_set(body, URL)
     assert URL in str(info.value)
+
+
+def test_rows_that_are_not_objects_of_plain_values_are_left_out_with_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bad: list[object] = ["P1", None, {"ID": {"nested": 1}}, {"tags": ["a", "b"]}, [1]]
+    body = result_set([{"ID": "A"}, *bad, {"ID": "B"}])
+    with caplog.at_level("WARNING"):
+        assert parse_result_set(body, URL) == [{"ID": "A"}, {"ID": "B"}]
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "leaving out 5 row(s)" in line and URL in line
+
+
+def test_only_the_columns_asked_for_are_kept() -> None:
+    body = result_set([{"ID": "P1", "name": "x", "URI": "/u", "n": 3, "deep": {"a": 1}}])
+    assert parse_result_set(body, URL, columns={"ID", "URI", "n"}) == [
+        {"ID": "P1", "URI": "/u", "n": "3"}
+    ]
+
+
+def test_equal_short_cells_are_one_string() -> None:
+    body = result_set([{"type": "T1 MPRAGE" + "", "ID": str(i)} for i in range(3)])
+    rows = parse_result_set(body, URL)
+    assert rows[0]["type"] is rows[1]["type"] is rows[2]["type"]
+
+
+def test_more_rows_than_the_limit_are_refused_while_parsing() -> None:
+    body = result_set([{"ID": str(i)} for i in range(11)])
+    assert len(parse_result_set(body, URL, max_rows=11)) == 11
+    with pytest.raises(TooLarge, match="more than 10 rows"):
+        parse_result_set(body, URL, max_rows=10)
+
+
+def test_a_bytearray_body_is_emptied_once_decoded() -> None:
+    body = bytearray(result_set([{"ID": "P1"}]))
+    assert parse_result_set(body, URL) == [{"ID": "P1"}]
+    assert body == bytearray()
 
 
 # --- is_login_page --------------------------------------------------------------------------------
@@ -229,6 +266,59 @@ def test_a_compressed_body_has_no_known_extent(open_reply: OpenReply) -> None:
     reply = open_reply(StubReply(body=packed, headers={"Content-Encoding": "gzip"}))
     assert body_extent(reply, "/f") == (None, 0)
     assert reply.read_all() == b"z" * 1000
+
+
+def test_an_inflating_reply_never_hands_out_more_than_asked(open_reply: OpenReply) -> None:
+    # 64 MiB of zeros in about 64 KiB: no read may inflate more than it asked for.
+    packed = gzip_bytes([b"\0" * (1 << 20)] * 64)
+    assert len(packed) < 100_000
+    reply = open_reply(StubReply(body=packed, headers={"Content-Encoding": "gzip"}))
+    total = 0
+    while piece := reply.read_some(4096):
+        assert len(piece) <= 4096
+        total += len(piece)
+    assert total == 64 << 20
+
+
+def test_a_body_past_the_limit_is_refused_without_reading_on(open_reply: OpenReply) -> None:
+    reply = open_reply(gzip_bomb(200 << 20))
+    with pytest.raises(TooLarge, match="larger than 1048576 bytes"):
+        reply.read_all(1 << 20)
+    # Refused within a piece of the limit, not after inflating the 200 MiB.
+    assert reply._bytes <= (1 << 20) + 256 * 1024
+    exact = result_set([{"ID": "P1"}])
+    assert open_reply(gzipped(exact)).read_all(len(exact)) == exact
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pack"),
+    [
+        ("gzip", lambda b: gzip.compress(b[:500]) + gzip.compress(b[500:])),  # two members
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),  # as the standard says: zlib-wrapped
+        ("deflate", lambda b: zlib.compress(b, wbits=-15)),  # as some servers send it: raw
+        ("gzip", lambda b: gzip.compress(b) + b"\r\n"),  # bytes after the member
+    ],
+)
+def test_compressed_bodies_as_servers_send_them(
+    open_reply: OpenReply, encoding: str, pack: Callable[[bytes], bytes]
+) -> None:
+    body = result_set([{"ID": f"P{i}"} for i in range(100)])
+    reply = open_reply(StubReply(body=pack(body), headers={"Content-Encoding": encoding}))
+    assert reply.read_all() == body
+
+
+def test_bad_compressed_bodies(open_reply: OpenReply) -> None:
+    packed = gzip.compress(b"x" * 100_000)
+    corrupt = packed[:20] + bytes(b ^ 0xFF for b in packed[20:40]) + packed[40:]
+    with pytest.raises(ProtocolError, match="corrupt compressed reply"):
+        open_reply(StubReply(body=corrupt, headers={"Content-Encoding": "gzip"})).read_all()
+    cut = StubReply(body=packed[: len(packed) // 2], headers={"Content-Encoding": "gzip"})
+    with pytest.raises(Transient, match="closed before the reply was complete"):
+        open_reply(cut).read_all()
+    odd = StubReply(body=b"whatever", headers={"Content-Encoding": "br"})
+    with pytest.raises(ProtocolError, match="unsupported Content-Encoding 'br'"):
+        open_reply(odd).read_all()
 
 
 # --- headers --------------------------------------------------------------------------------------

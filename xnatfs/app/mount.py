@@ -37,7 +37,7 @@ from xnatfs.fs.inodes import ROOT_INODE
 from xnatfs.fuse.ops import XnatOperations
 from xnatfs.namespace.levels import RootDir
 from xnatfs.namespace.listings import Listings, store_key
-from xnatfs.namespace.values import Rows
+from xnatfs.namespace.values import LISTING_COLUMNS, Rows
 from xnatfs.namespace.walk import WalkAhead
 from xnatfs.remote import AsyncXnat
 from xnatfs.xnat.auth import Credentials
@@ -87,6 +87,9 @@ def build_client(
         retries=cfg.retries,
         pool_size=cfg.max_connections,
         chunk_size=tunables.chunk_size,
+        max_listing_bytes=cfg.max_listing_size,
+        max_listing_rows=cfg.max_listing_rows,
+        listing_columns=LISTING_COLUMNS,
     )
 
 

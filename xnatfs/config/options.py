@@ -121,6 +121,10 @@ OPTIONS: tuple[OptionSpec, ...] = (
         repeat=True,
     ),
     OptionSpec("log_file", Path, "write the log to FILE (default: stderr; background: a file)"),
+    OptionSpec(
+        "max_listing_size", parse_size, "largest directory listing, once inflated (default 128M)"
+    ),
+    OptionSpec("max_listing_rows", parse_positive_int, "most rows of one listing (default 500000)"),
 )
 
 # Keys that are not mount options but that some places hold as well.
@@ -277,6 +281,8 @@ class MountConfig:
     offline: bool = False
     project: tuple[str, ...] = ()  # only these projects; () for every one
     log_file: Path | None = None
+    max_listing_size: int = 128 * 1024**2
+    max_listing_rows: int = 500_000
 
     @property
     def effective_cache_dir(self) -> Path:

@@ -9,10 +9,11 @@ object and are touched only from trio tasks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from xnatfs.data.downloads import Downloads
@@ -92,7 +93,7 @@ class Filesystem:
         self._reporters = (listings.stats, data.stats, *reporters)
         self.root = root_node(root)
         self.inodes = InodeTable(self.root)
-        self._dirs: HandleTable[tuple[DirEntry, ...]] = HandleTable()
+        self._dirs: HandleTable[tuple[tuple[DirEntry, ...], tuple[Node, ...]]] = HandleTable()
         self._files: HandleTable[OpenFile] = HandleTable()
         # Times of directories whose rows carry none (projects, the root), once derived: they
         # stay what they were if the listing later cannot be had.
@@ -204,17 +205,21 @@ class Filesystem:
         if self._walker is not None:
             self._walker.seen(node)
         # An immutable snapshot per open: readdir offsets index into it, so entries are never
-        # skipped or repeated while the listing changes underneath.
-        snapshot = (
+        # skipped or repeated while the listing changes underneath. The children's tuple is
+        # shared, not copied: a directory of 200,000 entries opens in no time.
+        dots = (
             DirEntry(".", node, counted=False),
             DirEntry("..", node.parent or node, counted=False),
-            *(DirEntry(child.name, child) for child in children.ordered),
         )
-        return self._dirs.add(snapshot)
+        return self._dirs.add((dots, children.ordered))
 
-    def readdir(self, fh: int, start: int) -> tuple[DirEntry, ...]:
-        """The snapshot's entries from offset `start` on (offset i+1 follows entry i)."""
-        return self._dirs.get(fh)[start:]
+    def readdir(self, fh: int, start: int) -> Iterator[DirEntry]:
+        """The snapshot's entries from offset `start` on (offset i+1 follows entry i), made as
+        they are taken (the kernel takes a buffer's worth at a time)."""
+        dots, ordered = self._dirs.get(fh)
+        yield from dots[start:]
+        for child in itertools.islice(ordered, max(0, start - len(dots)), None):
+            yield DirEntry(child.name, child)
 
     def entry_of(self, item: DirEntry) -> Entry:
         """Attributes of a readdir entry: a counted one takes a kernel reference."""

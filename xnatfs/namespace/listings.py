@@ -21,6 +21,10 @@ optional `ListingStore` on disk (`xnatfs.cache.metadata`), which survives remoun
 - `offline`: no request ever; a listing that was never stored is `NotCached` (ENODATA).
 
 All state here is touched only from trio tasks; the disk store runs in a worker thread.
+Turning a listing of more than `OFF_LOOP_ROWS` rows into entries takes long (200,000 rows:
+seconds of Python), so that work runs in a worker thread too (`AsyncXnat.blocking`), on a
+private copy of the listing (`Listing.copy`, adopted back on the trio thread), and the mount
+keeps answering other requests meanwhile.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import trio
 from cachetools import LRUCache
@@ -40,19 +44,31 @@ from xnatfs.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 DEFAULT_MAX_BYTES = 256 * 1024**2
 # What one parsed row costs, beyond its strings: a dict, its entries, and the nodes and file
-# versions derived from it (measured with tracemalloc on files listings).
-_ROW_OVERHEAD = 700
+# versions derived from it (measured with tracemalloc: a 200,000-row files listing of the
+# `LISTING_COLUMNS` XNAT sends, with its entries, holds about 810 bytes a row).
+_ROW_OVERHEAD = 450
 _CELL_OVERHEAD = 60
+_SAMPLE = 1000
+# Listings with more rows than this are turned into entries off the trio thread.
+OFF_LOOP_ROWS = 5000
 
 
 def estimate_bytes(rows: Rows) -> int:
-    """A rough count of the memory a listing of `rows` and what is derived from it hold."""
-    total = 200
-    for row in rows:
+    """A rough count of the memory a listing of `rows` and what is derived from it hold.
+
+    A big listing is measured on an even sample of `_SAMPLE` rows (the rows of one listing are
+    alike), so the estimate costs the trio thread the same for 500 rows as for 500,000.
+    """
+    step = max(1, len(rows) // _SAMPLE)
+    sample = rows[::step]
+    total = 0
+    for row in sample:
         total += _ROW_OVERHEAD + sum(len(v) + _CELL_OVERHEAD for v in row.values())
-    return total
+    return 200 + (total * len(rows) // len(sample) if sample else 0)
 
 
 def store_key(source: Source) -> str:
@@ -141,6 +157,7 @@ class Listings:
             maxsize=max(max_bytes, 1), getsizeof=lambda c: c.size
         )
         self._flight: SingleFlight[Source, Listing] = SingleFlight()
+        self._building: SingleFlight[tuple[int, object], Any] = SingleFlight()
         self._fixed: dict[tuple[int, object], Children] = {}
         self._nursery: trio.Nursery | None = None
         self._refreshing: set[Source] = set()
@@ -312,14 +329,14 @@ class Listings:
 
     async def children(self, node: Node) -> Children:
         """The entries of directory `node`, from its (possibly cached) listing."""
-        return self._children(node, await self._listing_of(node))
+        return await self._children(node, await self._listing_of(node))
 
     async def lookup(self, node: Node, name: str) -> Node | None:
         """The child `name` of directory `node`, listed or resolvable (alias, selector)."""
         assert node.dir is not None
         # One listing serves both the listed names and the resolvable ones, even with TTL 0.
         listing = await self._listing_of(node)
-        child = self._children(node, listing).by_name.get(name)
+        child = (await self._children(node, listing)).by_name.get(name)
         if child is not None:
             return child
         return node.dir.resolve(node, name, listing)
@@ -330,7 +347,7 @@ class Listings:
         assert node.dir is not None
         source = node.dir.source()
         if source is None:
-            return self._children(node, EMPTY)
+            return self._fixed_children(node)
         cached = self._cache.get(source)
         if cached is None:
             return None
@@ -344,25 +361,51 @@ class Listings:
         time_source = getattr(spec, "time_source", spec.source)()
         if time_source is None:
             return None
-        return spec.time(await self.listing(time_source))
+        listing = await self.listing(time_source)
+        found: int | None = await self._derived(listing, ("time", spec), spec.time)
+        return found
 
     async def _listing_of(self, node: Node) -> Listing:
         assert node.dir is not None
         source = node.dir.source()
         return EMPTY if source is None else await self.listing(source)
 
-    def _children(self, node: Node, listing: Listing) -> Children:
+    async def _children(self, node: Node, listing: Listing) -> Children:
         spec = node.dir
         assert spec is not None
         if listing is EMPTY:
-            # Fixed directories (a session's four): their children depend on the node only.
-            key = (node.key, spec)
-            fixed = self._fixed.get(key)
-            if fixed is None:
-                if len(self._fixed) > 65536:
-                    self._fixed.clear()
-                fixed = self._fixed[key] = Children.of(spec.entries(node, listing))
-            return fixed
-        return listing.derived(
-            ("children", node.key, spec), lambda: Children.of(spec.entries(node, listing))
+            return self._fixed_children(node)
+        children: Children = await self._derived(
+            listing, ("children", node.key, spec), lambda lst: Children.of(spec.entries(node, lst))
         )
+        return children
+
+    def _fixed_children(self, node: Node) -> Children:
+        # Fixed directories (a session's four): their children depend on the node only.
+        spec = node.dir
+        assert spec is not None
+        key = (node.key, spec)
+        fixed = self._fixed.get(key)
+        if fixed is None:
+            if len(self._fixed) > 65536:
+                self._fixed.clear()
+            fixed = self._fixed[key] = Children.of(spec.entries(node, EMPTY))
+        return fixed
+
+    async def _derived(self, listing: Listing, key: object, compute: Callable[[Listing], T]) -> T:
+        """`compute(listing)` remembered in the listing under `key`; for a big listing it runs
+        in a worker thread, on a copy, once however many tasks ask at the same time."""
+        if len(listing.rows) <= OFF_LOOP_ROWS:
+            return listing.derived(key, lambda: compute(listing))
+        known = listing.known(key)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
+
+        async def build() -> T:
+            twin = listing.copy()
+            value = await self._remote.blocking(lambda: twin.derived(key, lambda: compute(twin)))
+            listing.adopt(twin)
+            return value
+
+        # The closure keeps the listing alive, so its id names it while the work runs.
+        return await self._building.run((id(listing), key), build)  # type: ignore[no-any-return]

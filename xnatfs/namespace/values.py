@@ -93,6 +93,28 @@ class Source:
     context: FilesContext | None = field(default=None, compare=False)
 
 
+# The only listing columns the namespace and the series prefetch read. The client keeps no
+# others (`XnatClient(listing_columns=...)`), which halves what a big files listing holds;
+# tests/namespace/test_listings.py checks that every column the code reads is here.
+LISTING_COLUMNS = frozenset(
+    {
+        "ID",
+        "label",
+        "insert_date",
+        "date",
+        "type",
+        "xsiType",
+        "cat_id",
+        "cat_ID",
+        "xnat_abstractresource_id",
+        "URI",
+        "Size",
+        "digest",
+        "collection",
+    }
+)
+
+
 class Listing:
     """The rows of one fetched listing, and what directories derive from them, computed once
     per fetch (`derived`) and dropped with the listing."""
@@ -115,6 +137,18 @@ class Listing:
         except KeyError:
             value = self._memo[key] = compute()
             return value
+
+    def copy(self) -> Listing:
+        """The same rows with a copy of what was derived so far: work on it touches nothing
+        this listing holds (entries built in a worker thread)."""
+        twin = Listing(self.source, self.rows)
+        twin._memo = dict(self._memo)
+        return twin
+
+    def adopt(self, twin: Listing) -> None:
+        """Keep what was derived on `twin` (a `copy`) and not here yet."""
+        for key, value in twin._memo.items():
+            self._memo.setdefault(key, value)
 
 
 EMPTY = Listing(None, ())

@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
@@ -51,6 +51,7 @@ from xnatfs.xnat.bodies import DownloadInfo, SameCallback, WriteCallback
 from xnatfs.xnat.replies import (
     LOGIN_MARKER,
     Reply,
+    TooLarge,
     Transient,
     is_login_page,
     parse_result_set,
@@ -99,6 +100,9 @@ class XnatClient:
         pool_size: int = 8,
         user_agent: str = f"xnatfs/{__version__}",
         chunk_size: int = 256 * 1024,
+        max_listing_bytes: int | None = None,
+        max_listing_rows: int | None = None,
+        listing_columns: Collection[str] | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.username is not None or parts.password is not None:
@@ -108,6 +112,9 @@ class XnatClient:
         self._credentials = credentials
         self._timeout = (connect_timeout, read_timeout)
         self.chunk_size = chunk_size  # bytes read from a reply body at a time
+        self._max_listing_bytes = max_listing_bytes
+        self._max_listing_rows = max_listing_rows
+        self._columns = None if listing_columns is None else frozenset(listing_columns)
         self.policy = RetryPolicy(retries=retries, deadline=retry_deadline)
         self._pool = SessionPool(
             self.base_url, credentials, pool_size=pool_size, user_agent=user_agent
@@ -129,8 +136,11 @@ class XnatClient:
     def list(self, path: str, params: Mapping[str, str] | None = None) -> list[dict[str, str]]:
         """The rows of a table listing (`path` percent-encoded, starting with `/data`).
 
-        Adds `format=json`. Every value comes back as a string (`""` for null). Raises
-        ProtocolError for anything but a `{"ResultSet": {"Result": [{...}, ...]}}` document.
+        Adds `format=json`. Every value comes back as a string (`""` for null); only the
+        client's `listing_columns` are kept, when it has them. Raises ProtocolError for anything
+        but a `{"ResultSet": {"Result": [{...}, ...]}}` document, and for a listing larger than
+        `max_listing_bytes` once inflated or with more than `max_listing_rows` rows (read no
+        further than the limit; not retried).
         """
         return self._list(path, params, self.attempts("GET", path, None))
 
@@ -237,13 +247,26 @@ class XnatClient:
             try:
                 if reply.status != 200:
                     raise ProtocolError(f"GET {self.url(path)}: unexpected HTTP {reply.status}")
-                body = reply.read_all()
+                body = reply.read_all(self._max_listing_bytes)
             except Transient as exc:
                 self.retry_or_raise(attempts, exc)
                 continue
+            except TooLarge:
+                raise TooLarge(
+                    f"GET {self.url(path)}: the listing is larger than "
+                    f"{self._max_listing_bytes} bytes (max_listing_size); refused"
+                ) from None
             finally:
                 reply.close()
-            return parse_result_set(body, self.url(path))
+            try:
+                return parse_result_set(
+                    body, self.url(path), columns=self._columns, max_rows=self._max_listing_rows
+                )
+            except TooLarge:
+                raise TooLarge(
+                    f"GET {self.url(path)}: the listing has more than {self._max_listing_rows} "
+                    "rows (max_listing_rows); refused"
+                ) from None
 
     def open_reply(
         self,

@@ -2,6 +2,12 @@
 
 Everything here works on one open reply and knows nothing about sessions or retries; a failure
 worth another attempt is raised as `Transient` for the client to retry.
+
+Bounds: a compressed body (`Content-Encoding: gzip` or `deflate`, which listings may be sent
+with) is inflated here, a piece of at most the size asked for at a time, so a small reply that
+inflates to gigabytes costs no more memory than what its reader keeps; `read_all` refuses a
+body past its limit, and `parse_result_set` a listing with more rows than its limit, before
+either is held whole.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ import email.utils
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+import zlib
+from collections.abc import Callable, Collection, Iterator, Mapping
 
 import requests
 
@@ -33,8 +40,17 @@ class Transient(Exception):
         self.retry_after = retry_after
 
 
+class TooLarge(ProtocolError):
+    """A reply past a limit the client sets (a listing's size or rows); not worth retrying."""
+
+
 class Reply:
-    """An open streamed response plus any body bytes already read while classifying it."""
+    """An open streamed response plus any body bytes already read while classifying it.
+
+    The body is read as the server sent it and inflated here when it is compressed (gzip or
+    deflate; any other `Content-Encoding` is a ProtocolError at the first read): never more than
+    the `size` asked for comes out of one `read_some`, whatever the compression ratio.
+    """
 
     def __init__(self, resp: requests.Response, display: str, started: float) -> None:
         self.resp = resp
@@ -44,18 +60,34 @@ class Reply:
         self._started = started
         self._bytes = 0
         self._closed = False
+        self._inflater: _Inflater | None = None
+        self._encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+        if self._encoding in ("gzip", "x-gzip", "deflate"):
+            self._inflater = _Inflater(self._encoding)
 
     @property
     def headers(self) -> Mapping[str, str]:
         return self.resp.headers
 
     def read_some(self, size: int) -> bytes:
-        """What the socket has (at most `size` bytes, at least one unless at the end)."""
+        """What the socket has (at most `size` bytes, at least one unless at the end), inflated
+        when the body is compressed."""
+        if self._inflater is not None:
+            data = self._inflater.read(size, self._read_raw, self._display)
+        elif self._encoding in ("", "identity"):
+            data = self._read_raw(size)
+        else:
+            raise ProtocolError(
+                f"GET {self._display}: unsupported Content-Encoding {self._encoding[:40]!r}"
+            )
+        self._bytes += len(data)
+        return data
+
+    def _read_raw(self, size: int) -> bytes:
         try:
-            data: bytes = self.resp.raw.read1(size, decode_content=True)
+            data: bytes = self.resp.raw.read1(size, decode_content=False)
         except Exception as exc:  # urllib3, http.client and socket errors alike
             raise Transient(describe(exc)) from None
-        self._bytes += len(data)
         return data
 
     def peek(self, limit: int) -> bytes:
@@ -74,8 +106,16 @@ class Reply:
         while data := self.read_some(size):
             yield data
 
-    def read_all(self) -> bytes:
-        return b"".join(self.chunks(256 * 1024))
+    def read_all(self, limit: int | None = None) -> bytearray:
+        """The whole (inflated) body; TooLarge, as soon as it passes `limit` bytes, when given
+        (what was read is dropped at once)."""
+        body = bytearray()
+        for chunk in self.chunks(256 * 1024):
+            body += chunk
+            if limit is not None and len(body) > limit:
+                body.clear()
+                raise TooLarge(f"GET {self._display}: the reply is larger than {limit} bytes")
+        return body
 
     def close(self) -> None:
         if self._closed:
@@ -175,35 +215,135 @@ def http_date(value: str | None) -> float | None:
         return None
 
 
-def parse_result_set(body: bytes, url: str) -> list[dict[str, str]]:
+# Cells at most this long are shared between rows when equal (types, collections, sizes, IDs
+# that repeat in every row of a big listing): one string instead of one per row.
+_SHARED_CELL = 40
+# The keys of the two objects around the rows.
+_ENVELOPE = frozenset({"ResultSet", "Result"})
+
+
+class _TooManyRows(Exception):
+    pass
+
+
+def parse_result_set(
+    body: bytes | bytearray,
+    url: str,
+    *,
+    columns: Collection[str] | None = None,
+    max_rows: int | None = None,
+) -> list[dict[str, str]]:
     """Validate `{"ResultSet": {"Result": [...]}}` and return its rows with string values.
 
+    `columns`: the only keys kept in each row (None: all); `max_rows`: more rows than this are
+    TooLarge, raised while parsing (before they are all held). A `bytearray` body is emptied
+    once decoded, so the bytes and their text are never held together with the rows.
+
     Bytes that are not UTF-8 inside one cell are kept as surrogate escapes (`os.fsencode`
-    turns them back into the same bytes), so one odd row never makes the listing unreadable.
+    turns them back into the same bytes), so one odd row never makes the listing unreadable;
+    a row that is not an object, or that holds a cell that is not a plain value, is left out
+    with one log line. Raises ProtocolError for a body that is not such a document.
     """
+    text = body.decode("utf-8", "surrogateescape")
+    if isinstance(body, bytearray):
+        body.clear()
+    keep = None if columns is None else frozenset(columns) | _ENVELOPE
+    shared: dict[str, str] = {}
+    objects = 0
+
+    def plain(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        # Every JSON object comes here, innermost first: each row, then the two around them.
+        nonlocal objects
+        objects += 1
+        if max_rows is not None and objects > max_rows + 2:
+            raise _TooManyRows
+        row: dict[str, object] = {}
+        for key, value in pairs:
+            if keep is not None and key not in keep:
+                continue
+            if type(value) is str:
+                if len(value) <= _SHARED_CELL:
+                    value = shared.setdefault(value, value)
+            elif value is None:
+                value = ""
+            elif type(value) is bool:
+                value = "true" if value else "false"
+            elif type(value) in (int, float):
+                value = str(value)
+            row[key] = value
+        return row
+
     try:
-        doc = json.loads(body.decode("utf-8", "surrogateescape"))
-    except (ValueError, UnicodeDecodeError):
+        doc = json.loads(text, object_pairs_hook=plain)
+    except _TooManyRows:
+        raise TooLarge(f"GET {url}: the listing has more than {max_rows} rows") from None
+    except ValueError:
         raise ProtocolError(f"GET {url}: the reply is not JSON") from None
+    finally:
+        del text
     result_set = doc.get("ResultSet") if isinstance(doc, dict) else None
     rows = result_set.get("Result") if isinstance(result_set, dict) else None
     if not isinstance(rows, list):
         raise ProtocolError(f"GET {url}: the reply has no ResultSet.Result list")
-    out: list[dict[str, str]] = []
-    for row in rows:
-        if not isinstance(row, dict):
-            raise ProtocolError(f"GET {url}: a listing row is not an object")
-        out.append({str(k): _cell(v, url) for k, v in row.items()})
+    out: list[dict[str, str]] = [
+        row for row in rows if isinstance(row, dict) and all(type(v) is str for v in row.values())
+    ]
+    if len(out) < len(rows):
+        log.warning(
+            "leaving out %d row(s) of %s that are not objects of plain values",
+            len(rows) - len(out),
+            url,
+        )
     return out
 
 
-def _cell(value: object, url: str) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    raise ProtocolError(f"GET {url}: a listing cell is not a plain value")
+class _Inflater:
+    """Inflates a gzip or deflate body a bounded piece at a time.
+
+    Gzip bodies may hold several members one after the other (each is inflated in turn); bytes
+    after the last member that are not another member are ignored, as browsers do. `deflate`
+    is zlib-wrapped by the standard, but some servers send it raw: both are read.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        self._gzip = encoding != "deflate"
+        self._wbits = 16 + zlib.MAX_WBITS if self._gzip else zlib.MAX_WBITS
+        self._z = zlib.decompressobj(self._wbits)
+        self._pending = b""  # compressed bytes read but not yet given to `_z`
+        self._started = False
+        self._done = False
+
+    def read(self, size: int, read_raw: Callable[[int], bytes], display: str) -> bytes:
+        """At most `size` inflated bytes (b"" at the end); ProtocolError for corrupt data,
+        Transient for a body cut off inside the compressed stream."""
+        while not self._done:
+            z = self._z
+            if z.unconsumed_tail:
+                data = z.unconsumed_tail
+            else:
+                data = self._pending or (z.eof and z.unused_data) or read_raw(size)
+                self._pending = b""
+                if not data:
+                    if self._started and not z.eof:
+                        raise Transient("connection closed before the reply was complete")
+                    self._done = True
+                    break
+                if z.eof:
+                    if not (self._gzip and data.startswith(b"\x1f\x8b")):
+                        self._done = True  # bytes after the last member
+                        break
+                    z = self._z = zlib.decompressobj(self._wbits)
+            try:
+                out = z.decompress(data, size)
+            except zlib.error:
+                if self._gzip or self._started or self._wbits < 0:
+                    raise ProtocolError(f"GET {display}: corrupt compressed reply") from None
+                # `deflate` sent raw, without the zlib wrapper the standard asks for.
+                self._wbits = -zlib.MAX_WBITS
+                self._z = zlib.decompressobj(self._wbits)
+                self._pending = data
+                continue
+            self._started = True
+            if out:
+                return out
+        return b""

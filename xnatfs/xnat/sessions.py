@@ -83,6 +83,8 @@ class SessionPool:
             return session
         session = _Session()
         session.headers["User-Agent"] = self._user_agent
+        # Only what `replies.Reply` inflates itself, a bounded piece at a time.
+        session.headers["Accept-Encoding"] = "gzip, deflate"
         if self._credentials is not None:
             session.auth = requests.auth.HTTPBasicAuth(
                 self._credentials.user, self._credentials.password
