@@ -14,8 +14,10 @@ from xnatfs.namespace.values import (
     Node,
     Rows,
     Source,
+    file_key,
     root_node,
     sort_nodes,
+    unique,
 )
 
 E = "XNAT_E00001"
@@ -232,3 +234,27 @@ def test_names_and_sorting() -> None:
     root = root_node(ROOT_DIR)
     nodes = [root.child(n, dir=ROOT_DIR) for n in ["10.dcm", "2.dcm", "1.dcm"]]
     assert names(sort_nodes(nodes)) == ["1.dcm", "2.dcm", "10.dcm"]
+
+
+# --- names no file system can show ----------------------------------------------------------
+
+
+def test_names_without_bytes_get_keys_and_are_left_out() -> None:
+    parent = root_node(ROOT_DIR, 1)
+    lone = parent.child("\ud800", dir=ROOT_DIR)
+    assert lone.key != parent.child("\ud801", dir=ROOT_DIR).key
+    assert file_key("/data/files/\ud800") != file_key("/data/files/\ud801")
+    kept = unique([lone, parent.child("ok", dir=ROOT_DIR), parent.child("n" * 256, dir=ROOT_DIR)])
+    assert [n.name for n in kept] == ["ok"]
+
+
+def test_a_name_is_kept_as_the_text_its_bytes_decode_to() -> None:
+    parent = root_node(ROOT_DIR, 1)
+    escaped = parent.child("\udcc3\udca9", dir=ROOT_DIR)  # the bytes of "é", escaped
+    plain = parent.child("é", dir=ROOT_DIR)
+    (kept,) = unique([escaped, plain])
+    # The first wins, under the name a lookup of those bytes asks for, with its own key.
+    assert kept.name == "é" and kept.key == escaped.key == plain.key
+    assert Children.of([kept]).by_name["é"] is kept
+    (raw,) = unique([parent.child("\udcff", dir=ROOT_DIR)])
+    assert raw.name == "\udcff"  # a byte that is not UTF-8 stays escaped: fsdecode's own form

@@ -30,9 +30,12 @@ from xnatfs.xnat.paths import file_url_path
 PROJECT = "P"
 RESOURCE_ID = "1"
 RESOURCE_LABEL = "R"
-FILES_LISTING = f"/data/projects/{PROJECT}/resources/{RESOURCE_ID}/files"
-# The start of every file URI of the resource, as XNAT writes it in listings.
-FILES_URI = FILES_LISTING + "/"
+
+
+def files_listing(rid: str = RESOURCE_ID) -> str:
+    """The request path of the files listing of the project resource `rid`."""
+    return f"/data/projects/{PROJECT}/resources/{rid}/files"
+
 
 Row = Mapping[str, Any]
 
@@ -131,7 +134,9 @@ def endless(piece: bytes = b"\0" * 65536, content_length: int | None = None) -> 
 
 
 class HostileXnat(XnatStub):
-    """The stub with project `P` and its resource `R` (see the module docstring).
+    """The stub with project `P` and its resource `R` (see the module docstring); more project
+    resources with `add_resource`. Methods that name a file take the resource's ID (`rid`,
+    default `R`'s).
 
     `user`/`password` are the only credentials it accepts (Basic, then its session cookie).
     """
@@ -144,62 +149,69 @@ class HostileXnat(XnatStub):
         super().__init__(StubAuth({user: password}))
         self.user = user
         self.password = password
+        self._resources: dict[str, str] = {}
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - 86400))
         self.route(
             "/data/projects", json_reply([{"ID": PROJECT, "name": PROJECT, "insert_date": stamp}])
         )
         self.route("/data/subjects", json_reply([]))
         self.route(f"/data/projects/{PROJECT}/subjects", json_reply([]))
-        self.route(
-            f"/data/projects/{PROJECT}/resources",
-            json_reply([{"xnat_abstractresource_id": RESOURCE_ID, "label": RESOURCE_LABEL}]),
-        )
-        self.files([])
+        self.add_resource(RESOURCE_ID, RESOURCE_LABEL)
+
+    def add_resource(self, rid: str, label: str) -> str:
+        """Add project resource `label` (ID `rid`), with no files yet; returns its path below a
+        mount point."""
+        self._resources[rid] = label
+        rows = [{"xnat_abstractresource_id": r, "label": n} for r, n in self._resources.items()]
+        self.route(f"/data/projects/{PROJECT}/resources", json_reply(rows))
+        self.files([], rid)
+        return f"{PROJECT}/resources/{label}"
 
     @staticmethod
-    def uri(name: str) -> str:
-        """The listing URI of the file `name` of the resource."""
-        return FILES_URI + name
+    def uri(name: str, rid: str = RESOURCE_ID) -> str:
+        """The listing URI of the file `name` of resource `rid`."""
+        return f"{files_listing(rid)}/{name}"
 
     @staticmethod
-    def row(name: str, data: bytes | None = None, **cells: Any) -> dict[str, Any]:
+    def row(
+        name: str, data: bytes | None = None, rid: str = RESOURCE_ID, **cells: Any
+    ) -> dict[str, Any]:
         """A files-listing row for `name`; with `data`, its Size and MD5 digest (cells given
         here win)."""
         out: dict[str, Any] = {
             "Name": name,
-            "URI": FILES_URI + name,
+            "URI": f"{files_listing(rid)}/{name}",
             "collection": RESOURCE_LABEL,
-            "cat_ID": RESOURCE_ID,
+            "cat_ID": rid,
         }
         if data is not None:
             out.update(Size=str(len(data)), digest=md5(data))
         out.update(cells)
         return out
 
-    def files(self, answer: Sequence[Row] | Reply | bytes) -> None:
-        """The files listing of `R`: rows, a raw body, or any reply."""
+    def files(self, answer: Sequence[Row] | Reply | bytes, rid: str = RESOURCE_ID) -> None:
+        """The files listing of resource `rid`: rows, a raw body, or any reply."""
         if isinstance(answer, Reply):
             reply = answer
         elif isinstance(answer, bytes):
             reply = raw_listing(answer)
         else:
             reply = json_reply(list(answer))
-        self.route(FILES_LISTING, reply)
+        self.route(files_listing(rid), reply)
 
-    def serve(self, name: str, answer: bytes | Reply) -> None:
-        """What a GET (or HEAD) of the file `name` of `R` gets."""
+    def serve(self, name: str, answer: bytes | Reply, rid: str = RESOURCE_ID) -> None:
+        """What a GET (or HEAD) of the file `name` of resource `rid` gets."""
         reply = file_reply(answer) if isinstance(answer, bytes) else answer
-        self.route(file_url_path(self.uri(name)), reply)
+        self.route(file_url_path(self.uri(name, rid)), reply)
 
-    def serve_all(self, files: Mapping[str, bytes]) -> list[dict[str, Any]]:
+    def serve_all(self, files: Mapping[str, bytes], rid: str = RESOURCE_ID) -> list[dict[str, Any]]:
         """Serve every file of `files` and return their listing rows (not yet listed)."""
         for name, data in files.items():
-            self.serve(name, data)
-        return [self.row(name, data) for name, data in files.items()]
+            self.serve(name, data, rid)
+        return [self.row(name, data, rid) for name, data in files.items()]
 
 
 def listing_body(rows: Sequence[Row]) -> bytes:
     """A listing body as XNAT writes it."""
-    return json.dumps(
-        {"ResultSet": {"Result": list(rows), "totalRecords": str(len(rows))}}
-    ).encode()
+    result = {"Result": list(rows), "totalRecords": str(len(rows))}
+    return json.dumps({"ResultSet": result}).encode()

@@ -30,10 +30,16 @@ from xnatfs.xnat.paths import (
         ("fs:fsData", "fs:fsData"),
         ("1,2", "1,2"),
         ("é", "%C3%A9"),
+        ("\udcff.dcm", "%FF.dcm"),  # a byte that was not UTF-8 in the listing goes back as is
     ],
 )
 def test_quote_segment(value: str, encoded: str) -> None:
     assert quote_segment(value) == encoded
+
+
+def test_text_without_bytes_cannot_be_a_path() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        quote_segment("\ud800")
 
 
 def test_selector_joins_and_escapes_like_xnat() -> None:

@@ -22,6 +22,7 @@ Requests built here always use IDs (project ID, accession IDs, scan IDs,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -54,14 +55,23 @@ def _hash_key(*parts: bytes) -> int:
     return key if key > ROOT_KEY else key + 2  # 0 is "no inode" to FUSE, 1 is the root
 
 
+def _key_bytes(text: str) -> bytes:
+    """`text` as the bytes its key is made of: its file-system bytes, or, for text that has none
+    (a lone surrogate from a JSON escape), a form that cannot be confused with any of those."""
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        return b"\0" + text.encode("utf-8", "surrogatepass")
+
+
 def child_key(parent_key: int, name: str) -> int:
     """The key of the directory `name` inside the directory with key `parent_key`."""
-    return _hash_key(b"d", parent_key.to_bytes(8, "little"), os.fsencode(name))
+    return _hash_key(b"d", parent_key.to_bytes(8, "little"), _key_bytes(name))
 
 
 def file_key(uri: str) -> int:
     """The key of the XNAT file with canonical URI `uri`, whatever path reaches it."""
-    return _hash_key(b"f", uri.encode("utf-8", "surrogateescape"))
+    return _hash_key(b"f", _key_bytes(uri))
 
 
 @dataclass(frozen=True)
@@ -306,11 +316,14 @@ def need(row: Row, key: str, source: Source | None) -> str:
 
 
 def unique(nodes: Iterable[Node]) -> list[Node]:
-    """The nodes the kernel can be given, each name once.
+    """The nodes the kernel can be given, each name once, each under the one name a lookup of
+    its bytes finds.
 
     Names that cannot be a file name (not encodable, longer than 255 bytes) are left out, and
     of several names that encode to the same bytes only the first is kept (fixed names and IDs
-    are added first), each with one log line: one odd row never hides its neighbours.
+    are added first), each with one log line: one odd row never hides its neighbours. A kept
+    name is the text the kernel's bytes decode to (`os.fsdecode`): `\udcc3\udca9` (escaped
+    bytes) and `é` are the same two bytes, and a lookup of them asks for `é`.
     """
     seen: set[bytes] = set()
     out: list[Node] = []
@@ -327,6 +340,10 @@ def unique(nodes: Iterable[Node]) -> list[Node]:
             log.info("hiding duplicate name %r in %s", node.name, parent_display(node))
             continue
         seen.add(raw)
+        name = os.fsdecode(raw)
+        if name != node.name:
+            # The key stays: a directory's key is made of the same bytes, a file's of its URI.
+            node = dataclasses.replace(node, name=name)
         out.append(node)
     return out
 

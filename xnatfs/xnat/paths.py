@@ -30,8 +30,13 @@ _FILE_URI = re.compile(r"^(?P<owner>.*?)/resources/(?P<rid>[^/]+)/files/(?P<rel>
 
 
 def quote_segment(value: str) -> str:
-    """Percent-encode one path segment: `"a b+c/d"` -> `"a%20b%2Bc%2Fd"`."""
-    return quote(value, safe=_SEGMENT_SAFE)
+    """Percent-encode one path segment: `"a b+c/d"` -> `"a%20b%2Bc%2Fd"`.
+
+    Bytes that were not UTF-8 in a listing (kept as surrogate escapes) are sent back as they
+    came: `"\udcff.dcm"` -> `"%FF.dcm"`. Text that has no bytes at all (a lone surrogate from a
+    JSON escape) raises UnicodeEncodeError; such names are never listed.
+    """
+    return quote(value, safe=_SEGMENT_SAFE, errors="surrogateescape")
 
 
 def selector(tokens: Sequence[str]) -> str:
