@@ -4,7 +4,9 @@ resolvable names."""
 
 from __future__ import annotations
 
+import ast
 import logging
+from collections.abc import Awaitable
 from pathlib import Path
 
 import pytest
@@ -12,13 +14,24 @@ import trio
 import trio.testing
 
 from tests.support.core import boundary
-from tests.support.fake_remote import E, FakeRemote
+from tests.support.fake_remote import FILES, E, FakeRemote
 from xnatfs.cache.metadata import ListingStore
 from xnatfs.errors import NotCached, NotFound, Unavailable
+from xnatfs.namespace.files import FilesDir
 from xnatfs.namespace.levels import ROOT_DIR, ExperimentDir, ProjectDir, SubjectDir
-from xnatfs.namespace.listings import Listings
+from xnatfs.namespace.listings import OFF_LOOP_ROWS, Listings, estimate_bytes
 from xnatfs.namespace.owners import CollectionDir, OwnerDir, SelectorDir
-from xnatfs.namespace.values import Dir, Node, Source, root_node
+from xnatfs.namespace.values import (
+    LISTING_COLUMNS,
+    Children,
+    Dir,
+    Listing,
+    Node,
+    Source,
+    root_node,
+)
+
+REPO = Path(__file__).resolve().parents[2]
 
 SCANS = f"/data/experiments/{E}/scans"
 SUBJECTS = "/data/projects/TEST/subjects"
@@ -317,3 +330,100 @@ async def test_listings_kept_on_disk_answer_a_new_mount_and_offline(tmp_path: Pa
         assert len(remote.list_calls) == calls  # offline asks nothing
     finally:
         store.close()
+
+
+# --- big listings, and the columns kept ---------------------------------------------------------
+
+
+def big_files(remote: FakeRemote, n: int) -> Node:
+    """A files listing of `n` rows (more than OFF_LOOP_ROWS) and the directory that shows it."""
+    remote.listings[FILES] = [FakeRemote.row(f"{i}.dcm", b"x") for i in range(n)]
+    return root_node(ROOT_DIR).child("DICOM", dir=FilesDir(Source(FILES)))
+
+
+async def test_a_big_listing_is_built_off_the_loop_once_and_equal_to_a_small_build() -> None:
+    remote = FakeRemote()
+    node = big_files(remote, OFF_LOOP_ROWS + 1)
+    lists = listings(remote)
+    assert lists.peek(node) is None  # nothing is fetched or built for a peek
+    await lists.listing(node.dir.source())  # type: ignore[union-attr]
+    assert lists.peek(node) is None  # fetched, but its entries are not built on the loop
+    got: list[object] = []
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(lambda: _append(got, lists.children(node)))
+    assert len({id(c) for c in got}) == 1  # one build, shared
+    children = got[0]
+    assert lists.peek(node) is children
+    listing = await lists.listing(node.dir.source())  # type: ignore[union-attr]
+    inline = Children.of(node.dir.entries(node, Listing(listing.source, listing.rows)))  # type: ignore[union-attr]
+    assert [n.name for n in children.ordered] == [n.name for n in inline.ordered]  # type: ignore[attr-defined]
+    # What the worker derived on its copy is kept: the folder tree is not computed again.
+    assert listing.known("tree") is not None
+    found = await lists.lookup(node, f"{OFF_LOOP_ROWS}.dcm")
+    assert found is not None and found.file is not None
+
+
+async def _append(out: list[object], work: Awaitable[object]) -> None:
+    out.append(await work)
+
+
+def test_the_estimate_of_a_big_listing_is_a_sample_scaled_up() -> None:
+    rows = [{"URI": f"/data/x/{i:06d}", "Size": "100"} for i in range(100_000)]
+    exact = sum(450 + sum(len(v) + 60 for v in r.values()) for r in rows) + 200
+    assert abs(estimate_bytes(rows) - exact) < exact // 100
+    assert estimate_bytes([]) == 200
+
+
+def test_every_column_the_code_reads_is_kept() -> None:
+    read = columns_read(*(REPO / "xnatfs" / p for p in ("namespace", "data", "fs", "app")))
+    assert {"URI", "Size", "digest", "ID", "label", "collection", "xsiType"} <= read
+    assert read <= LISTING_COLUMNS, f"read but not kept: {sorted(read - LISTING_COLUMNS)}"
+
+
+def columns_read(*packages: Path) -> set[str]:
+    """Listing columns the source reads: `row.get("X")`, `row["X"]`, `need(row, "X")`,
+    `newest_time(rows, "X", ...)`, and `*_key = "X" if ... else "Y"` names used as keys."""
+    found: set[str] = set()
+    for package in packages:
+        for path in package.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                found |= _columns_in(node)
+    return found
+
+
+def _strings(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value}
+    if isinstance(node, ast.IfExp):
+        return _strings(node.body) | _strings(node.orelse)
+    return set()
+
+
+def _columns_in(node: ast.AST) -> set[str]:
+    rowish = ("row", "r")
+    if isinstance(node, ast.Call):
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "get"
+            and node.args
+            and isinstance(func.value, ast.Name)
+            and func.value.id in rowish
+        ):
+            return _strings(node.args[0])
+        if isinstance(func, ast.Name) and func.id == "need" and len(node.args) > 1:
+            return _strings(node.args[1])
+        if isinstance(func, ast.Name) and func.id == "newest_time":
+            return set().union(*(_strings(a) for a in node.args[1:]))
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id in rowish
+    ):
+        return _strings(node.slice)
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id.endswith("_key"):
+            return _strings(node.value)
+    return set()
