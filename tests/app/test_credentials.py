@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from xnatfs.app.credentials import resolve_credentials
+from xnatfs.app.credentials import cleartext_warning, resolve_credentials
 from xnatfs.errors import ConfigError
 from xnatfs.xnat.auth import Credentials
 
@@ -163,3 +163,24 @@ def test_password_without_user_is_an_error(tmp_path: Path) -> None:
 
 def test_empty_env_password_counts_as_unset() -> None:
     assert resolve({"XNATFS_PASSWORD": ""}) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://xnat.example.org", True),
+        ("http://10.0.0.5:8080/xnat", True),
+        ("https://xnat.example.org", False),
+        ("http://localhost:8080", False),
+        ("http://127.0.0.1:8080", False),
+        ("http://127.1.2.3", False),
+        ("http://[::1]:8080", False),
+    ],
+)
+def test_a_password_over_plain_http_is_warned_about(url: str, warned: bool) -> None:
+    alice = Credentials("alice", "secret-value")
+    message = cleartext_warning(url, alice)
+    assert (message is not None) == warned
+    if message is not None:
+        assert url in message and "secret-value" not in message
+    assert cleartext_warning(url, None) is None

@@ -19,9 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import socket
+import ssl
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from tests.support.xnat_stub import Part, Reply, StubAuth, XnatStub, json_reply
@@ -145,8 +150,15 @@ class HostileXnat(XnatStub):
     # Where the scripted files listing appears below a mount point.
     RESOURCE = f"{PROJECT}/resources/{RESOURCE_LABEL}"
 
-    def __init__(self, user: str = "alice", password: str = "hostile-pa55word") -> None:
-        super().__init__(StubAuth({user: password}))
+    def __init__(
+        self,
+        user: str = "alice",
+        password: str = "hostile-pa55word",
+        *,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(StubAuth({user: password}), host=host, tls=tls)
         self.user = user
         self.password = password
         self._resources: dict[str, str] = {}
@@ -215,3 +227,39 @@ def listing_body(rows: Sequence[Row]) -> bytes:
     """A listing body as XNAT writes it."""
     result = {"Result": list(rows), "totalRecords": str(len(rows))}
     return json.dumps({"ResultSet": result}).encode()
+
+
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path] | None:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and the certificate
+    file for clients to trust (`REQUESTS_CA_BUNDLE`); None when `openssl` is not installed."""
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
+
+
+def outward_address() -> str | None:
+    """An address of this machine that is not loopback (to listen on as a "remote" server),
+    or None. Sends nothing: connecting a UDP socket only picks the route."""
+    for target in ("10.255.255.255", "192.0.2.1"):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect((target, 9))
+            except OSError:
+                continue
+            address: str = probe.getsockname()[0]
+        if not address.startswith("127."):
+            return address
+    return None

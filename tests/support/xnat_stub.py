@@ -1,4 +1,4 @@
-"""A scriptable HTTP server on 127.0.0.1 for testing the XNAT client.
+"""A scriptable HTTP(S) server (127.0.0.1 unless told otherwise) for testing the XNAT client.
 
 Each test tells the stub what to answer per path (or per path prefix, `route_prefix`): a fixed
 `Reply`, a list of replies consumed in order (the last one repeats), or a function of the
@@ -18,6 +18,7 @@ import base64
 import json
 import secrets
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -148,8 +149,17 @@ class StubAuth:
 class XnatStub:
     """The server. Use as a context manager, or call `close()`."""
 
-    def __init__(self, auth: StubAuth | None = None) -> None:
+    def __init__(
+        self,
+        auth: StubAuth | None = None,
+        *,
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        """`host`: the address to listen on; `tls`: a server context, to answer https."""
         self.auth = auth
+        self.host = host
+        self.scheme = "https" if tls is not None else "http"
         self.seen: list[Seen] = []
         self._routes: dict[str, Handler] = {}
         self._prefixes: list[tuple[str, Handler]] = []
@@ -169,7 +179,9 @@ class XnatStub:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer((host, 0), _Handler)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
@@ -180,7 +192,7 @@ class XnatStub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def port(self) -> int:

@@ -6,19 +6,22 @@ Requests are sent the way the client sends them: `cookie_in` before, `cookie_out
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 import requests
+import requests.adapters
+import urllib3
 
 from tests.support.xnat_stub import Reply, Seen, StubAuth, XnatStub, json_reply
 from xnatfs.errors import Unavailable
 from xnatfs.xnat.auth import Credentials
-from xnatfs.xnat.sessions import SessionPool
+from xnatfs.xnat.sessions import RedirectRefused, SessionPool
 
 PASSWORD = "pa55-w0rd-never-shown"
 ALICE = Credentials("alice", PASSWORD)
@@ -246,3 +249,88 @@ def test_credentials_follow_a_redirect_on_the_same_host_only(
         assert away.headers["host"].startswith("localhost:")
         # Another host gets neither the caller's credentials nor the netrc ones.
         assert "authorization" not in away.headers
+
+
+# --- redirects to other origins ---------------------------------------------------------------
+
+
+def test_a_redirect_to_another_port_carries_no_credentials_and_no_cookie(
+    make_pool: Callable[..., SessionPool],
+) -> None:
+    with XnatStub() as stub, XnatStub() as other:
+        stub.route(PROJECTS, cookie_route("S1"))
+        stub.route("/away", redirect(f"{other.url}/x"))
+        stub.route("/home", redirect("/back"))
+        stub.route("/back", json_reply([]))
+        other.route("/x", redirect(f"{stub.url}/back"))
+        pool = make_pool(stub.url, ALICE)
+        get(pool, stub.url + PROJECTS)  # the server session starts
+        assert get(pool, stub.url + "/home")[0].status_code == 200
+        back = stub.requests_to("/back")[-1]
+        assert back.basic == ("alice", PASSWORD) and back.cookie("JSESSIONID") == "S1"
+        assert get(pool, stub.url + "/away")[0].status_code == 200
+        (hop,) = other.seen
+        assert "authorization" not in hop.headers and "cookie" not in hop.headers
+        # Back home from the other origin: the cookie is the server's own again, the password
+        # is not put back (it went nowhere it should not).
+        home = stub.requests_to("/back")[-1]
+        assert home.cookie("JSESSIONID") == "S1" and home.basic is None
+
+
+class FakeAdapter(requests.adapters.BaseAdapter):
+    """Answers every request with a redirect to `location` (None: 200), recording requests."""
+
+    def __init__(self, location: str | None) -> None:
+        super().__init__()
+        self.location = location
+        self.sent: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, *args: object, **kw: object) -> Any:
+        self.sent.append(request)
+        resp = requests.Response()
+        resp.status_code = 302 if self.location else 200
+        if self.location:
+            resp.headers["Location"] = self.location
+        resp.raw = urllib3.HTTPResponse(body=io.BytesIO(b""), preload_content=False)
+        resp._content = b""
+        resp.url = str(request.url)
+        resp.request = request
+        return resp
+
+    def close(self) -> None:
+        pass
+
+
+def adapters(
+    session: requests.Session, https_to: str | None, http_to: str | None
+) -> tuple[FakeAdapter, FakeAdapter]:
+    secure, plain = FakeAdapter(https_to), FakeAdapter(http_to)
+    session.mount("https://", secure)
+    session.mount("http://", plain)
+    return secure, plain
+
+
+def test_https_to_http_is_refused_before_anything_is_sent(
+    make_pool: Callable[..., SessionPool],
+) -> None:
+    pool = make_pool("https://xnat.example", ALICE)
+    session = pool.session()
+    secure, plain = adapters(session, "http://xnat.example/data/projects", None)
+    with pytest.raises(RedirectRefused, match="from https to http://xnat.example"):
+        session.get("https://xnat.example/data/projects")
+    assert len(secure.sent) == 1 and plain.sent == []
+
+
+def test_http_to_https_on_the_same_host_keeps_the_credentials(
+    make_pool: Callable[..., SessionPool],
+) -> None:
+    pool = make_pool("http://xnat.example", ALICE)
+    session = pool.session()
+    secure, plain = adapters(session, None, "https://xnat.example/data/projects")
+    session.get("http://xnat.example/data/projects")
+    (upgraded,) = secure.sent
+    assert upgraded.headers["Authorization"].startswith("Basic ")
+    # Another port over https is another origin: nothing goes with it.
+    secure.location, plain.location = None, "https://xnat.example:8443/data/projects"
+    session.get("http://xnat.example/data/projects")
+    assert "Authorization" not in secure.sent[-1].headers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -231,13 +232,16 @@ def _run_mount(cfg: MountConfig, readiness: background.Readiness) -> int:
     # process that serves the mount needs them (not the parent of a background mount, nor the
     # other subcommands).
     from xnatfs.app import mount
-    from xnatfs.app.credentials import resolve_credentials
+    from xnatfs.app.credentials import cleartext_warning, resolve_credentials
 
     credentials = resolve_credentials(
         cfg.url, user=cfg.user, password_file=cfg.password_file, netrc_path=cfg.netrc
     )
     if credentials is not None:
         add_secret(credentials.password, user=credentials.user)
+    warning = cleartext_warning(cfg.url, credentials)
+    if warning is not None:
+        logging.getLogger("xnatfs.app.mount").warning("%s", warning)
     return mount.run(cfg, credentials, readiness.ready)
 
 

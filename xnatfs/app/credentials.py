@@ -22,6 +22,7 @@ Alias tokens work the same way: the alias is the user name and the secret is the
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import netrc
 import os
@@ -75,6 +76,28 @@ def resolve_credentials(
             f"a password was found in {source} but no user name: use --user or set XNATFS_USER"
         )
     return Credentials(user=user, password=password)
+
+
+def cleartext_warning(url: str, credentials: Credentials | None) -> str | None:
+    """The warning a mount of `url` with `credentials` deserves: a password sent over plain
+    `http://` to another machine can be read on the way (every request carries it). None for
+    https, for anonymous access, and for loopback addresses (`localhost`, 127.0.0.0/8, ::1),
+    whose traffic never leaves the machine."""
+    parts = urlsplit(url)
+    if credentials is None or parts.scheme != "http":
+        return None
+    host = (parts.hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name, not an address: it may be anywhere
+    return (
+        f"the password for {url} is sent unencrypted (http://): anyone on the network path "
+        "can read it; use https:// unless that network is yours"
+    )
 
 
 def _password_from_files(

@@ -65,7 +65,7 @@ from xnatfs.xnat.retry import (
     parse_retry_after,
     real_sleep,
 )
-from xnatfs.xnat.sessions import SessionPool
+from xnatfs.xnat.sessions import RedirectRefused, SessionPool
 
 log = logging.getLogger("xnatfs.http")
 
@@ -343,6 +343,8 @@ class XnatClient:
                 timeout=self._timeout,
                 stream=True,
             )
+        except RedirectRefused as exc:
+            raise ProtocolError(f"GET {self.url(path)}: {exc}") from None
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.InvalidSchema,

@@ -7,6 +7,11 @@ as well, so when XNAT's session expires it silently authenticates again and sets
 
 requests' own netrc lookup is disabled: a session-level auth object is always set, and
 redirects never pick up netrc credentials. Cookie values are never logged.
+
+Redirects are followed, but credentials stay with the server: a hop to any other origin
+(scheme, host or port; the one exception is http:80 -> https:443 of the same host, which only
+adds TLS) goes without the Authorization header and without any cookie, and a hop from https to
+http is refused (`RedirectRefused`), whoever it would go to.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 import weakref
 from http.cookiejar import Cookie, CookieJar
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
@@ -34,15 +40,29 @@ class _NoAuth(requests.auth.AuthBase):
         return r
 
 
+class RedirectRefused(requests.exceptions.RequestException):
+    """A redirect from https to plain http: not followed (it would send the request in clear)."""
+
+
 class _Session(requests.Session):
+    """A session that keeps credentials and cookies for `origin` (the server's base URL)."""
+
+    def __init__(self, origin: str) -> None:
+        super().__init__()
+        self.origin = origin
+
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
-        # requests' version would apply netrc on redirects; keep our header or strip it when
-        # the redirect leaves the host, nothing else.
-        headers = prepared_request.headers
-        if "Authorization" in headers and self.should_strip_auth(  # type: ignore[no-untyped-call]
-            response.request.url, prepared_request.url
-        ):
-            del headers["Authorization"]
+        # requests calls this for every redirect hop, after it has put the jar's cookies on the
+        # new request; its own version would apply netrc.
+        old, new = urlsplit(str(response.request.url)), urlsplit(str(prepared_request.url))
+        if old.scheme == "https" and new.scheme != "https":
+            raise RedirectRefused(
+                f"a redirect from https to {new.scheme}://{new.hostname} was refused"
+            )
+        if self.should_strip_auth(self.origin, prepared_request.url):  # type: ignore[no-untyped-call]
+            headers = prepared_request.headers
+            headers.pop("Authorization", None)
+            headers.pop("Cookie", None)
 
 
 class SessionPool:
@@ -56,6 +76,7 @@ class SessionPool:
         self, base_url: str, credentials: Credentials | None, *, pool_size: int, user_agent: str
     ) -> None:
         self._base_url = base_url
+        self._host = (urlsplit(base_url).hostname or "").lower()
         self._credentials = credentials
         self._pool_size = pool_size
         self._user_agent = user_agent
@@ -81,7 +102,7 @@ class SessionPool:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is not None:
             return session
-        session = _Session()
+        session = _Session(self._base_url)
         session.headers["User-Agent"] = self._user_agent
         # Only what `replies.Reply` inflates itself, a bounded piece at a time.
         session.headers["Accept-Encoding"] = "gzip, deflate"
@@ -112,13 +133,13 @@ class SessionPool:
         with self._lock:
             shared = self._jsession
         jar = session.cookies
-        mine = _find_cookie(jar)
+        mine = _find_cookie(jar, self._host)
         if shared is None:
             if mine is not None:
-                _clear_cookie(jar)
+                _clear_cookie(jar, self._host)
             return None
         if mine is None or mine.value != shared.value:
-            _clear_cookie(jar)
+            _clear_cookie(jar, self._host)
             jar.set_cookie(copy.copy(shared))
         return shared.value
 
@@ -126,7 +147,7 @@ class SessionPool:
         """Publish a session cookie the server just set, for the other threads."""
         if not any(c.name == SESSION_COOKIE for r in (*resp.history, resp) for c in r.cookies):
             return
-        cookie = _find_cookie(session.cookies)
+        cookie = _find_cookie(session.cookies, self._host)
         if cookie is not None:
             with self._lock:
                 self._jsession = copy.copy(cookie)
@@ -137,9 +158,9 @@ class SessionPool:
             if self._jsession is not None and self._jsession.value == sent:
                 self._jsession = None
         session = self.session()
-        mine = _find_cookie(session.cookies)
+        mine = _find_cookie(session.cookies, self._host)
         if mine is not None and mine.value == sent:
-            _clear_cookie(session.cookies)
+            _clear_cookie(session.cookies, self._host)
 
     def close(self) -> None:
         """Close every thread's session and its connections."""
@@ -150,13 +171,20 @@ class SessionPool:
             session.close()
 
 
-def _find_cookie(jar: CookieJar) -> Cookie | None:
+def _ours(cookie: Cookie, host: str) -> bool:
+    """Whether `cookie` is the server's own (another host a redirect went to may set one of
+    the same name, which must never be taken for the server's session)."""
+    domain = cookie.domain.lstrip(".").lower()
+    return cookie.name == SESSION_COOKIE and (host == domain or host.endswith("." + domain))
+
+
+def _find_cookie(jar: CookieJar, host: str) -> Cookie | None:
     for cookie in jar:
-        if cookie.name == SESSION_COOKIE:
+        if _ours(cookie, host):
             return cookie
     return None
 
 
-def _clear_cookie(jar: CookieJar) -> None:
-    for cookie in [c for c in jar if c.name == SESSION_COOKIE]:
+def _clear_cookie(jar: CookieJar, host: str) -> None:
+    for cookie in [c for c in jar if _ours(c, host)]:
         jar.clear(cookie.domain, cookie.path, cookie.name)
