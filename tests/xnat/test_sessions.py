@@ -334,3 +334,13 @@ def test_http_to_https_on_the_same_host_keeps_the_credentials(
     secure.location, plain.location = None, "https://xnat.example:8443/data/projects"
     session.get("http://xnat.example/data/projects")
     assert "Authorization" not in secure.sent[-1].headers
+
+
+def test_credentials_go_as_utf8_whatever_their_characters(
+    make_pool: Callable[..., SessionPool],
+) -> None:
+    with XnatStub() as stub:
+        stub.route(PROJECTS, json_reply([]))
+        get(make_pool(stub.url, Credentials("jürgen", "pässwörd€")), stub.url + PROJECTS)
+        (seen,) = stub.seen
+        assert seen.basic == ("jürgen", "pässwörd€")

@@ -18,6 +18,8 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xnatfs.app import privacy
+from xnatfs.app.logsetup import scrub
 from xnatfs.config import MountConfig
 from xnatfs.errors import XnatfsError
 
@@ -48,9 +50,10 @@ def is_child(environ: Mapping[str, str] = os.environ) -> bool:
     return READY_FD_ENV in environ
 
 
-def start(cfg: MountConfig, argv: Sequence[str]) -> Started:
+def start(cfg: MountConfig, argv: Sequence[str], *, password: str | None = None) -> Started:
     """Run `python -m xnatfs *argv` (the command line that asked for the mount of `cfg`) as a
-    detached child, and wait until it answers or fails.
+    detached child, and wait until it answers or fails. `password` (from `$XNATFS_PASSWORD`)
+    reaches the child through a pipe (`privacy.pass_password`), never its environment.
 
     The log file (`log_path`, mode 0600, appended to) and its directory (mode 0700) are
     created. Raises XnatfsError with the child's own one-line message when the mount failed
@@ -64,6 +67,10 @@ def start(cfg: MountConfig, argv: Sequence[str]) -> Started:
     for directory in reversed(created[1:]):  # private, like the cache directories beside it
         directory.mkdir(exist_ok=True, mode=0o700)
     read_fd, write_fd = os.pipe()
+    env = dict(os.environ, **{READY_FD_ENV: str(write_fd)})
+    inherited = [write_fd]
+    if password is not None:
+        inherited.append(privacy.pass_password(env, password))
     with os.fdopen(read_fd, "rb") as pipe:
         try:
             with open(log, "ab") as log_file:
@@ -73,13 +80,14 @@ def start(cfg: MountConfig, argv: Sequence[str]) -> Started:
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=log_file,
-                    pass_fds=(write_fd,),
-                    env=dict(os.environ, **{READY_FD_ENV: str(write_fd)}),
+                    pass_fds=tuple(inherited),
+                    env=env,
                     start_new_session=True,
                 )
         finally:
             # Only the child may hold the write end, or the read below would not end with it.
-            os.close(write_fd)
+            for fd in inherited:
+                os.close(fd)
         answer = pipe.readline().decode(errors="replace").strip()
     if answer == _OK:
         return Started(pid=proc.pid, log_path=log)
@@ -124,8 +132,9 @@ class Readiness:
         self._send(_OK)
 
     def failed(self, message: str) -> None:
-        """The mount failed with the one-line `message`, which the parent shows as its own."""
-        self._send(_ERROR + message.replace("\n", " "))
+        """The mount failed with the one-line `message`, which the parent shows as its own
+        (scrubbed of known secrets, as log lines are)."""
+        self._send(_ERROR + scrub(message).replace("\n", " "))
 
     def _send(self, line: str) -> None:
         fd, self._fd = self._fd, None

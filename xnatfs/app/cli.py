@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from xnatfs import __version__
-from xnatfs.app import background, fstab
+from xnatfs.app import background, fstab, privacy
 from xnatfs.app.configfile import load_config_file
-from xnatfs.app.logsetup import add_secret, open_log, setup_logging
+from xnatfs.app.logsetup import add_secret, open_log, scrub, setup_logging
 from xnatfs.app.mountopts import translate_options
 from xnatfs.app.mounts import unmount
 from xnatfs.cache.commands import cache_clear, cache_info
@@ -55,13 +56,17 @@ EXIT_FAILED = 1
 
 class _Parser(argparse.ArgumentParser):
     """argparse, except that a refused command line is never echoed whole: what follows a
-    mistyped option may be a secret (`--passwrd hunter2`), so only the option names are."""
+    mistyped option may be a secret (`--passwrd hunter2`, `--passwrd=hunter2`), so only the
+    option names are, without any `=value`."""
 
     def error(self, message: str) -> NoReturn:
         head, sep, rest = message.partition("unrecognized arguments: ")
         if sep:
-            names = [word for word in rest.split() if word.startswith("-")]
+            names = [word.partition("=")[0] for word in rest.split() if word.startswith("-")]
             message = head + sep + (" ".join(names) or "(values without an option)")
+        elif "ignored explicit argument" in message:
+            # "argument --debug: ignored explicit argument 'VALUE'"
+            message = message.split(": ignored explicit argument", 1)[0] + " takes no value"
         super().error(message)
 
 
@@ -204,11 +209,19 @@ def mount_config(args: argparse.Namespace) -> MountConfig:
 
 def cmd_mount(args: argparse.Namespace) -> int:
     """`xnatfs mount`: in the background (return once the mount answers) or in the foreground
-    (serve until unmounted)."""
+    (serve until unmounted).
+
+    The process that will hold the password is made undumpable first, and `$XNATFS_PASSWORD`
+    leaves its environment at once (a background child gets it through a pipe instead).
+    """
+    privacy.make_undumpable()
+    env_password = privacy.take_env_password()
+    if env_password is not None:
+        add_secret(env_password, user=os.environ.get("XNATFS_USER"))
     cfg = mount_config(args)
     if not cfg.foreground and not background.is_child():
         setup_logging(debug=cfg.debug)
-        started = background.start(cfg, args.argv)
+        started = background.start(cfg, args.argv, password=env_password)
         print(
             f"xnatfs: mounted {cfg.url} on {cfg.mountpoint} "
             f"(pid {started.pid}, log {started.log_path})"
@@ -221,21 +234,28 @@ def cmd_mount(args: argparse.Namespace) -> int:
         # The child's stderr is the log file already.
         log_file = cfg.log_file if cfg.foreground else None
         setup_logging(debug=cfg.debug, stream=open_log(log_file) if log_file else None)
-        return _run_mount(cfg, readiness)
+        return _run_mount(cfg, readiness, env_password)
     except XnatfsError as exc:
         readiness.failed(str(exc))
         raise
 
 
-def _run_mount(cfg: MountConfig, readiness: background.Readiness) -> int:
+def _run_mount(cfg: MountConfig, readiness: background.Readiness, env_password: str | None) -> int:
     # Imported here: requests, trio and pyfuse3 take about half a second to load, and only the
     # process that serves the mount needs them (not the parent of a background mount, nor the
     # other subcommands).
     from xnatfs.app import mount
     from xnatfs.app.credentials import cleartext_warning, resolve_credentials
 
+    environ = dict(os.environ)
+    if env_password is not None:
+        environ[privacy.PASSWORD_ENV] = env_password
     credentials = resolve_credentials(
-        cfg.url, user=cfg.user, password_file=cfg.password_file, netrc_path=cfg.netrc
+        cfg.url,
+        user=cfg.user,
+        password_file=cfg.password_file,
+        netrc_path=cfg.netrc,
+        environ=environ,
     )
     if credentials is not None:
         add_secret(credentials.password, user=credentials.user)
@@ -359,16 +379,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = raw
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"xnatfs: {exc}", file=sys.stderr)
+        print(f"xnatfs: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except XnatfsError as exc:
-        print(f"xnatfs: {exc}", file=sys.stderr)
+        # Scrubbed: a server may echo what it was sent into the message it answers with.
+        print(f"xnatfs: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     except BaseExceptionGroup as group:
         first = group.exceptions[0]
         if isinstance(first, XnatfsError):
-            print(f"xnatfs: {first}", file=sys.stderr)
+            print(f"xnatfs: {scrub(str(first))}", file=sys.stderr)
             return EXIT_FAILED
         raise

@@ -167,9 +167,8 @@ def _netrc_entry(
     try:
         parsed = netrc.netrc(str(path))
     except netrc.NetrcParseError as exc:
-        raise ConfigError(
-            f"cannot parse netrc file {path}: {exc.msg} (line {exc.lineno})"
-        ) from None
+        # Not exc.msg: it quotes the token it stumbled on, which may be a password.
+        raise ConfigError(f"cannot parse netrc file {path} (line {exc.lineno})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read netrc file {path}: {exc.strerror}") from None
     if os.stat(path).st_mode & 0o077:

@@ -107,8 +107,11 @@ class SessionPool:
         # Only what `replies.Reply` inflates itself, a bounded piece at a time.
         session.headers["Accept-Encoding"] = "gzip, deflate"
         if self._credentials is not None:
+            # As UTF-8 bytes: what XNAT (Spring Security) decodes, and requests would otherwise
+            # encode as Latin-1 and fail on any other character.
             session.auth = requests.auth.HTTPBasicAuth(
-                self._credentials.user, self._credentials.password
+                self._credentials.user.encode("utf-8"),
+                self._credentials.password.encode("utf-8"),
             )
         else:
             session.auth = _NoAuth()
