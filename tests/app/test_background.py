@@ -16,7 +16,7 @@ from xnatfs.app import background
 from xnatfs.app.background import READY_FD_ENV, Readiness
 from xnatfs.app.mounts import read_mounts
 from xnatfs.config import build_config
-from xnatfs.errors import XnatfsError
+from xnatfs.errors import ConfigError, XnatfsError
 
 
 def read_all(fd: int) -> bytes:
@@ -150,3 +150,26 @@ def test_start_returns_once_the_mount_answers(
         assert "mounted" in started.log_path.read_text()
     finally:
         unmount(mnt)
+
+
+def test_the_log_is_a_file_of_ours_alone(tmp_path: Path) -> None:
+    cache = tmp_path / "new" / "cache"
+    log = tmp_path / "new" / "cache.log"
+    os.close(background.open_log(log, cache))
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    log.unlink()
+    log.symlink_to(tmp_path / "elsewhere")  # planted where the log goes
+    with pytest.raises(ConfigError, match="cannot write the log file"):
+        background.open_log(log, cache)
+    assert not (tmp_path / "elsewhere").exists()
+    log.unlink()
+    log.write_text("ours\n")
+    log.chmod(0o666)
+    os.close(background.open_log(log, cache))  # ours: made private
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    if os.geteuid() == 0:
+        os.chown(log, 65534, 65534)  # another user's
+        with pytest.raises(ConfigError, match="belongs to"):
+            background.open_log(log, cache)
+        assert log.read_text() == "ours\n"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import grp
 import hashlib
 import json
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -22,6 +24,7 @@ from tests.support.mounting import mount_env, tmp_mounted
 from xnatfs.cache import disk as filecache
 from xnatfs.cache.disk import DiskCache
 from xnatfs.cache.layout import FORMAT_FILE, FORMAT_TEXT, entry_name, entry_path
+from xnatfs.cache.trust import private_group
 from xnatfs.demo import DEMO_PASSWORD, DEMO_USER, DemoServer, Site
 from xnatfs.errors import ConfigError
 from xnatfs.fileversion import FileVersion, verify_part
@@ -558,15 +561,18 @@ def test_everything_in_the_cache_directory_is_private(root: Path) -> None:
         assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
 
 
-def test_an_existing_shared_root_keeps_its_mode(tmp_path: Path) -> None:
+def test_a_shared_directory_may_hold_the_cache_but_not_be_it(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
-    os.chmod(shared, 0o1777)  # like /tmp: not ours to change
-    with DiskCache(shared, 10) as cache:
+    os.chmod(shared, 0o1777)  # like /tmp: everybody may create in it
+    with pytest.raises(ConfigError, match="is writable by every user"):
+        DiskCache(shared, 10)
+    assert list(shared.iterdir()) == []  # refused before anything was made
+    with DiskCache(shared / "mine" / "cache", 10) as cache:
         put(cache, "/data/a", b"a")
-    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
-    for sub in ("data", "parts"):
-        assert stat.S_IMODE((shared / sub).stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777  # not ours to change
+    for made in ("mine", "mine/cache", "mine/cache/data", "mine/cache/parts"):
+        assert stat.S_IMODE((shared / made).stat().st_mode) == 0o700, made
 
 
 def test_negative_limit_is_a_config_error(root: Path) -> None:
@@ -781,3 +787,117 @@ def test_every_directory_made_on_the_way_to_the_cache_is_private(tmp_path: Path)
         tmp_path / "home" / ".cache" / "xnatfs" / "https_x" / "data",
     ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+
+
+# -- trust: a cache directory that is ours alone ---------------------------------------------------
+
+
+def test_a_planted_lock_symlink_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    root, victim = tmp_path / "cache", tmp_path / "victim"
+    root.mkdir(mode=0o700)
+    victim.write_text("keep me")
+    (root / "lock").symlink_to(victim)
+    with pytest.raises(ConfigError, match="lock is a symbolic link"):
+        DiskCache(root, 10)
+    assert victim.read_text() == "keep me"
+
+
+def test_a_lock_that_is_not_ours_alone_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    root.mkdir(mode=0o700)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("")
+    os.link(elsewhere, root / "lock")
+    with pytest.raises(ConfigError, match="has other names"):
+        DiskCache(root, 10)
+
+
+@pytest.mark.parametrize("sub", ["", "data", "parts"])
+def test_directories_others_can_write_are_refused(tmp_path: Path, sub: str) -> None:
+    root = tmp_path / "cache"
+    DiskCache(root, 10).close()
+    os.chmod(root / sub, 0o777)
+    with pytest.raises(ConfigError, match="is writable by every user"):
+        DiskCache(root, 10)
+
+
+def test_directories_of_another_user_are_refused(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to give a directory away")
+    root = tmp_path / "cache"
+    DiskCache(root, 10).close()
+    os.chown(root / "data", 65534, 65534)
+    with pytest.raises(ConfigError, match=r"data belongs to .*uid 65534"):
+        DiskCache(root, 10)
+
+
+def test_only_a_private_group_may_write() -> None:
+    users = pwd.getpwall()
+    if [p.pw_name for p in users if p.pw_gid == 0] != ["root"] or grp.getgrgid(0).gr_mem:
+        pytest.skip("group 0 is not root's alone here")
+    assert private_group(0, 0)  # root's own group
+    assert not private_group(0, 65534)  # ... is not another user's
+    primaries = {p.pw_gid for p in users}
+    empty = next((g for g in grp.getgrall() if not g.gr_mem and g.gr_gid not in primaries), None)
+    if empty is not None:
+        assert not private_group(empty.gr_gid, 0)  # a group without members is nobody's own
+
+
+def test_an_entry_that_is_not_a_regular_file_of_ours_is_dropped_not_served(root: Path) -> None:
+    with DiskCache(root, 1000) as cache:
+        link, fifo = put(cache, "/data/a", b"abc"), put(cache, "/data/b", b"def")
+        elsewhere = root.parent / "elsewhere"
+        elsewhere.write_bytes(b"xyz")
+        path = entry_path(root, entry_name(link))
+        path.unlink()
+        path.symlink_to(elsewhere)
+        assert read(cache, link) is None  # a miss: never followed
+        assert not path.exists() and not path.is_symlink()
+        assert elsewhere.read_bytes() == b"xyz"
+        path = entry_path(root, entry_name(fifo))
+        path.unlink()
+        os.mkfifo(path)
+        assert read(cache, fifo) is None  # and a FIFO does not hang the open
+        assert not path.exists()
+        assert cache.stats().entries == 0
+
+
+# -- the cache directory changing under a mount ----------------------------------------------------
+
+
+def test_a_removed_cache_directory_is_laid_out_again_under_our_lock(root: Path) -> None:
+    with DiskCache(root, 1000) as cache:
+        put(cache, "/data/a", b"abc")
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+        kept = put(cache, "/data/b", b"def")  # laid out again, and cached
+        assert (root / "lock").read_text().strip() == str(os.getpid())
+        assert cache.stats().entries == 1 and read(cache, kept) == b"def"
+        # The new lock is really held: another process is refused.
+        with pytest.raises(ConfigError, match="in use"):
+            DiskCache(root, 1000)
+
+
+def test_parts_the_directory_cannot_take_are_spilled_and_never_admitted(
+    root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with DiskCache(root, 1000) as cache:
+        subprocess.run(["rm", "-rf", str(root / "parts")], check=True)
+        (root / "parts").write_text("in the way")  # the directory cannot be made again
+        key = key_for("/data/a", b"abc")
+        with caplog.at_level("WARNING"):
+            for _ in range(3):
+                path, fd = cache.create_part(key)
+                try:
+                    assert not os.path.exists(path)  # unlinked: nothing left behind
+                    os.write(fd, b"abc")
+                    assert os.pread(fd, 3, 0) == b"abc"
+                finally:
+                    os.close(fd)
+                assert cache.admit(verify_part(key, path, 3, md5(b"abc"))) is False
+        assert cache.stats().entries == 0 and cache.stats().rejected == 0
+        assert [r.getMessage() for r in caplog.records if "cannot take" in r.getMessage()]
+        assert len(caplog.records) == 1  # one warning, not one per download
+        (root / "parts").unlink()
+        with caplog.at_level("WARNING"):
+            assert read(cache, put(cache, "/data/a", b"abc")) == b"abc"
+        assert "caching resumes" in caplog.records[-1].getMessage()

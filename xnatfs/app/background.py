@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -20,8 +21,9 @@ from pathlib import Path
 
 from xnatfs.app import privacy
 from xnatfs.app.logsetup import scrub
+from xnatfs.cache.trust import file_problem, make_trusted_dir
 from xnatfs.config import MountConfig
-from xnatfs.errors import XnatfsError
+from xnatfs.errors import ConfigError, XnatfsError
 
 READY_FD_ENV = "XNATFS_READY_FD"
 _OK = "ok"
@@ -56,16 +58,15 @@ def start(cfg: MountConfig, argv: Sequence[str], *, password: str | None = None)
     reaches the child through a pipe (`privacy.pass_password`), never its environment.
 
     The log file (`log_path`, mode 0600, appended to) and its directory (mode 0700) are
-    created. Raises XnatfsError with the child's own one-line message when the mount failed
-    (the message is all the log would hold, so a log file and directories created for this
-    attempt are removed again: a mistyped URL leaves nothing behind), or naming the exit status
-    and the log file when the child ended without one; OSError when the log file cannot be
-    created.
+    created (`open_log`: ConfigError when they are not ours). Raises XnatfsError with the
+    child's own one-line message when the mount failed (the message is all the log would hold,
+    so a log file and directories created for this attempt are removed again: a mistyped URL
+    leaves nothing behind), or naming the exit status and the log file when the child ended
+    without one.
     """
     log = log_path(cfg)
     created = [p for p in (log, *log.parents) if not p.exists()]
-    for directory in reversed(created[1:]):  # private, like the cache directories beside it
-        directory.mkdir(exist_ok=True, mode=0o700)
+    log_fd = open_log(log, cfg.effective_cache_dir)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ, **{READY_FD_ENV: str(write_fd)})
     inherited = [write_fd]
@@ -73,8 +74,7 @@ def start(cfg: MountConfig, argv: Sequence[str], *, password: str | None = None)
         inherited.append(privacy.pass_password(env, password))
     with os.fdopen(read_fd, "rb") as pipe:
         try:
-            with open(log, "ab") as log_file:
-                os.chmod(log, 0o600)
+            with os.fdopen(log_fd, "ab") as log_file:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "xnatfs", *argv],
                     stdin=subprocess.DEVNULL,
@@ -108,6 +108,33 @@ def _remove_created(paths: Sequence[Path]) -> None:
                 path.rmdir()
             else:
                 path.unlink()
+
+
+def open_log(path: Path, cache_dir: Path) -> int:
+    """An O_APPEND fd of the log file `path`, created 0600 where missing, in a directory made
+    (0700) and checked like those above the cache directory `cache_dir` (`trust`). The file is
+    opened without following a symlink and must be ours alone: a log planted by someone else
+    (in a shared /tmp, say) is never written to; one of ours is made 0600. Raises ConfigError
+    with one line."""
+    make_trusted_dir(path.parent, cache_dir)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the log file {path}: {exc.strerror}") from None
+    st = os.fstat(fd)
+    # Ours but readable or writable by others: only the mode is wrong, and we may fix it.
+    problem = file_problem(st) if st.st_uid != os.geteuid() or st.st_nlink != 1 else None
+    if problem is None and not stat.S_ISREG(st.st_mode):
+        problem = "is not a regular file"
+    if problem is not None:
+        os.close(fd)
+        raise ConfigError(
+            f"the log file {path} {problem}; remove it, or log elsewhere (--log-file)"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o600:
+        os.fchmod(fd, 0o600)
+    return fd
 
 
 class Readiness:

@@ -12,7 +12,11 @@ holds open (POSIX keeps an unlinked file readable through its fd), take space be
 Threads: every method runs on the trio thread only (cachetools is not thread-safe). Download
 threads touch nothing here but the fd and path that `create_part` handed out.
 
-The on-disk layout, the lock and the private-file helpers are in `layout`.
+The directory itself (trusted, locked, laid out, and laid out again when removed while
+mounted; part files, spilled elsewhere when it cannot take them) is a `directory.CacheDir`;
+the on-disk layout and the private-file helpers are in `layout`. Entries are opened without
+following symlinks, and anything but a regular file of ours in an entry's place is dropped,
+never served.
 """
 
 from __future__ import annotations
@@ -26,20 +30,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from xnatfs.cache.directory import CacheDir
 from xnatfs.cache.index import LruIndex, read_saved_index, save_index, scan_entries
 from xnatfs.cache.layout import (
-    DATA_DIR,
     PART_SUFFIX,
-    PARTS_DIR,
     STATS_FILE,
-    drop_older_formats,
     entry_name,
     entry_path,
-    in_use_message,
     make_private_dir,
-    try_lock,
     write_private_json,
 )
+from xnatfs.cache.trust import file_problem
 from xnatfs.errors import ConfigError
 from xnatfs.fileversion import FileVersion, Verified
 
@@ -79,30 +80,16 @@ class DiskCache:
             raise ConfigError(f"cache size must not be negative: {max_bytes}")
         self.root = Path(root)
         self.max_bytes = max_bytes
-        self._data = self.root / DATA_DIR
-        self._parts = self.root / PARTS_DIR
         self._hits = self._misses = self._evictions = self._rejected = 0
         self._clock = 0  # last mtime (ns) stamped on an entry; strictly increasing
         self._last_persist = 0.0
         self._stats_interval = stats_interval
-        self._lock_fd: int | None = None
+        self._persist_failed = False  # warned once; quiet until a write works again
+        self._dir: CacheDir | None = None
+        self._dir = CacheDir(self.root, on_laid_out=self._reindex)
+        self._parts = self._dir.parts
         try:
-            make_private_dir(self.root, tighten=False)
-            fd = try_lock(self.root)
-        except OSError as exc:
-            raise ConfigError(f"cannot use cache directory {self.root}: {exc}") from None
-        if fd is None:
-            raise ConfigError(in_use_message(self.root))
-        self._lock_fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-            make_private_dir(self._data)
-            make_private_dir(self._parts)
-            drop_older_formats(self.root)
-            self._remove_stray_parts()
-            self._index = LruIndex(max_bytes, self._evicted)
-            self._load_index()
+            self._reindex()
             self._persist_stats()
         except OSError as exc:
             self.close()
@@ -113,16 +100,10 @@ class DiskCache:
 
     # -- start-up ---------------------------------------------------------------------------
 
-    def _remove_stray_parts(self) -> None:
-        """Parts left by a process that died mid-download: never complete, never served."""
-        removed = 0
-        for entry in os.scandir(self._parts):
-            if entry.name.endswith(PART_SUFFIX) and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-                    removed += 1
-        if removed:
-            log.info("removed %d unfinished download(s) from %s", removed, self._parts)
+    def _reindex(self) -> None:
+        """Index what the directory holds (at start, and when it was laid out again)."""
+        self._index = LruIndex(self.max_bytes, self._evicted)
+        self._load_index()
 
     def _load_index(self) -> None:
         """Rebuild the LRU: from the index a clean unmount left, else from the directory."""
@@ -161,15 +142,28 @@ class DiskCache:
             return None
         path = entry_path(self.root, name)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
-            # Gone or unreadable behind our back: download again (admit replaces the file).
-            log.warning("cache entry for %s unusable, dropped: %s", key.uri, exc)
+            # Gone or unreadable behind our back: download again (admit replaces the file). A
+            # symlink in its place (ELOOP) is never followed, and goes.
+            level = logging.INFO if exc.errno == errno.ENOENT else logging.WARNING
+            log.log(level, "cache entry for %s unusable, dropped: %s", key.uri, exc)
             self._forget(name)
+            if exc.errno == errno.ELOOP:
+                self._unlink_entry(name)
             self._miss()
             return None
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            problem = file_problem(st)
+            if problem is not None:
+                log.warning("dropping cache entry for %s: it %s", key.uri, problem)
+                os.close(fd)
+                self._forget(name)
+                self._unlink_entry(name)
+                self._miss()
+                return None
+            size = st.st_size
             if key.size is not None and size != key.size:
                 log.warning(
                     "dropping cache entry for %s: %d bytes on disk, listing says %d",
@@ -200,10 +194,11 @@ class DiskCache:
         return entry_name(key) in self._index
 
     def create_part(self, key: FileVersion) -> tuple[str, int]:
-        """A new unique part path inside the cache and an O_RDWR|O_CREAT|O_EXCL fd (mode 0600)."""
-        path = self._parts / f"{entry_name(key)}.{secrets.token_hex(8)}{PART_SUFFIX}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        return str(path), fd
+        """A new unique part path and its O_RDWR fd (mode 0600) for a download of `key`: in the
+        cache's `parts/`, or, when the directory cannot take it, an unlinked spill file that
+        `admit` declines (see `directory.CacheDir.create_part`)."""
+        assert self._dir is not None
+        return self._dir.create_part(f"{entry_name(key)}.{secrets.token_hex(8)}{PART_SUFFIX}")
 
     def admit(self, verified: Verified) -> bool:
         """Move a verified part file into the cache as the entry for its version.
@@ -215,6 +210,10 @@ class DiskCache:
         it is an entry. An fd the caller holds on the part stays valid either way.
         """
         version, part_path = verified.version, verified.part_path
+        assert self._dir is not None
+        if self._dir.spilled(part_path):
+            self._dir.forget(part_path)
+            return False  # read, never kept: the cache directory could not take it
         part = Path(part_path)
         if part.parent != self._parts or not part.name.endswith(PART_SUFFIX):
             raise ValueError(f"not a part file of this cache: {part_path}")
@@ -258,9 +257,9 @@ class DiskCache:
             except FileNotFoundError:
                 if not part.exists():
                     raise
-                make_private_dir(target.parent)
+                make_private_dir(target.parent, self.root)
                 os.rename(part, target)
-        except OSError as exc:
+        except (OSError, ConfigError) as exc:
             # The bytes are verified and the caller still holds them: failing to keep them is
             # no reason to fail the read.
             self.discard(part_path)
@@ -275,6 +274,8 @@ class DiskCache:
 
     def discard(self, part_path: str) -> None:
         """Unlink a part after a failed download; no error if it is already gone."""
+        if self._dir is not None:
+            self._dir.forget(part_path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part_path)
 
@@ -316,19 +317,18 @@ class DiskCache:
 
     def close(self) -> None:
         """Persist the counters for `xnatfs cache info` and release the lock. Idempotent."""
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is None:
+        directory, self._dir = self._dir, None
+        if directory is None:
             return
         try:
             if hasattr(self, "_index"):
                 self._persist_stats()
                 # Lets the next start skip a stat of every entry (50,000 of them take seconds).
                 save_index(self.root, self._index.in_lru_order())
-            os.ftruncate(fd, 0)  # no pid: nobody holds the lock any more
         except OSError as exc:
             log.warning("could not save cache statistics in %s: %s", self.root, exc)
         finally:
-            os.close(fd)
+            directory.close()
 
     def __enter__(self) -> DiskCache:
         return self
@@ -373,8 +373,11 @@ class DiskCache:
         if time.monotonic() - self._last_persist >= self._stats_interval:
             try:
                 self._persist_stats()
+                self._persist_failed = False
             except OSError as exc:
-                log.warning("could not save cache statistics in %s: %s", self.root, exc)
+                level = logging.DEBUG if self._persist_failed else logging.WARNING
+                log.log(level, "could not save cache statistics in %s: %s", self.root, exc)
+                self._persist_failed = True
 
     def _persist_stats(self) -> None:
         self._last_persist = time.monotonic()

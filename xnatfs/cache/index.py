@@ -16,7 +16,13 @@ from pathlib import Path
 
 from cachetools import LRUCache
 
-from xnatfs.cache.layout import INDEX_FILE, INDEX_HEADER, iter_entries, write_private_text
+from xnatfs.cache.layout import (
+    INDEX_FILE,
+    INDEX_HEADER,
+    iter_entries,
+    read_private,
+    write_private_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +87,7 @@ def read_saved_index(root: Path) -> list[tuple[str, int]] | None:
     """
     path = root / INDEX_FILE
     try:
-        text = path.read_text(encoding="ascii")
+        text = read_private(path).decode("ascii")
     except (FileNotFoundError, UnicodeDecodeError):
         return None
     except OSError as exc:

@@ -7,12 +7,14 @@
     root/parts/*.part    downloads in progress; stray ones are removed at start
     root/data/ab/<name>  complete entries, fanned out by the first two hex digits of the name
 
-Directories are 0700 and files 0600; nothing here ever holds credentials.
+Directories are 0700 and files 0600; nothing here ever holds credentials. Every directory is
+checked to be ours (`trust`), and files are opened without following symlinks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -21,9 +23,11 @@ import logging
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from xnatfs.cache.trust import file_problem, make_trusted_dir, untrusted
 from xnatfs.errors import ConfigError
 from xnatfs.fileversion import FileVersion
 
@@ -70,12 +74,30 @@ def entry_path(root: Path, name: str) -> Path:
     return root / DATA_DIR / name[:2] / name
 
 
+def read_private(path: Path, limit: int = 1 << 26) -> bytes:
+    """The bytes of a small file of the cache, opened without following a symlink or waiting
+    on a FIFO; OSError (ELOOP for a symlink) for anything but a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        while (chunk := os.read(fd, 1 << 20)) and limit > 0:
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_format(root: Path) -> int | None:
     """The format number stamped in `root/format`, or None when there is no stamp."""
     try:
-        text = (root / FORMAT_FILE).read_text(encoding="ascii", errors="replace")
+        text = read_private(root / FORMAT_FILE).decode("ascii", errors="replace")
     except FileNotFoundError:
         return None
+    except OSError:
+        return 0  # unreadable: treated as older than any format we know
     name, _, number = text.strip().partition(" ")
     if name != "xnatfs-cache" or not number.isdigit():
         return 0  # unreadable: treated as older than any format we know
@@ -85,7 +107,7 @@ def read_format(root: Path) -> int | None:
 def read_lock_pid(root: Path) -> int | None:
     """The pid written into `root/lock` by the process that holds (or last held) the lock."""
     try:
-        text = (root / LOCK_FILE).read_text(encoding="ascii", errors="replace").strip()
+        text = read_private(root / LOCK_FILE, 64).decode("ascii", errors="replace").strip()
     except OSError:
         return None
     return int(text) if text.isdigit() else None
@@ -95,10 +117,23 @@ def try_lock(root: Path) -> int | None:
     """Take the exclusive, non-blocking flock on `root/lock`; return its fd, or None if held.
 
     The lock belongs to the open file description, so it ends when the fd is closed or the
-    process dies (even by SIGKILL): a crashed mount never blocks the next one.
+    process dies (even by SIGKILL): a crashed mount never blocks the next one. The lock is
+    opened without following a symlink and must be a file of ours alone (ConfigError
+    otherwise): whatever a planted `lock` points to is never created, opened or truncated.
     """
-    fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    path = root / LOCK_FILE
     try:
+        fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise untrusted(root, path, "is a symbolic link") from None
+        raise
+    try:
+        problem = file_problem(os.fstat(fd))
+        if problem is not None:
+            raise untrusted(root, path, problem)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
@@ -138,6 +173,18 @@ def iter_entries(root: Path) -> Iterator[os.DirEntry[str]]:
                 yield entry
 
 
+def remove_stray_parts(parts: Path) -> int:
+    """Remove the part files in `parts` (left by a process that died mid-download: never
+    complete, never served); returns how many."""
+    removed = 0
+    for entry in os.scandir(parts):
+        if entry.name.endswith(PART_SUFFIX) and entry.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
 def write_private_json(path: Path, data: object) -> None:
     """Atomically replace `path` with `data` as JSON, mode 0600."""
     write_private_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -157,20 +204,15 @@ def write_private_text(path: Path, text: str) -> None:
         raise
 
 
-def make_private_dir(path: Path, *, tighten: bool = True) -> None:
-    """Create `path` and every missing parent as 0700; with `tighten`, make an existing `path`
-    0700.
-
-    The cache root is not tightened: `--cache-dir` may name a directory that other things
-    share (even /tmp), whose mode is not ours to change. Everything inside it is private, and
-    so is every directory created on the way to it (`~/.cache/xnatfs` too).
-    """
-    missing = [p for p in (path, *path.parents) if not p.exists()]
-    for directory in reversed(missing):
-        directory.mkdir(exist_ok=True, mode=0o700)
-    if tighten:
-        st = path.stat()
-        if st.st_mode & 0o777 != 0o700 and st.st_uid == os.getuid():
+def make_private_dir(path: Path, root: Path) -> None:
+    """Create `path` (and missing parents) as 0700 and check that it is trusted (see
+    `trust.make_trusted_dir`: ConfigError otherwise); `root` is the cache directory. A
+    directory inside the cache (not the cache directory itself, whose mode is the user's
+    choice) is made 0700 if it is ours but readable by others."""
+    make_trusted_dir(path, root)
+    if path != root:
+        st = os.lstat(path)
+        if stat.S_IMODE(st.st_mode) != 0o700:
             os.chmod(path, 0o700)
 
 

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from xnatfs.cache.layout import make_private_dir
+from xnatfs.cache.trust import file_problem, untrusted
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ class ListingStore:
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
         self.max_bytes = max_bytes
-        make_private_dir(path.parent)
+        # Inside the cache directory (`root/metadata/`): checked to be ours alone, as it is.
+        make_private_dir(path.parent, path.parent.parent)
         try:
             self._db, total, count = self._open()
         except sqlite3.DatabaseError as exc:
@@ -111,7 +113,12 @@ class ListingStore:
 
     def _open(self) -> tuple[sqlite3.Connection, int, int]:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
+        try:
+            problem = file_problem(os.fstat(fd))
+        finally:
+            os.close(fd)
+        if problem is not None:
+            raise untrusted(self.path.parent.parent, self.path, problem)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
