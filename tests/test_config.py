@@ -17,6 +17,7 @@ from xnatfs.config import (
     config_file,
     default_cache_root,
     normalize_url,
+    parse_mode,
     parse_option,
     parse_size,
     server_dir_name,
@@ -43,6 +44,26 @@ def test_sizes(text: str | int, expected: int) -> None:
 def test_bad_sizes(bad: str) -> None:
     with pytest.raises(ConfigError):
         parse_size(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("0640", 0o640), ("640", 0o640), ("0o027", 0o027), ("0", 0)]
+)
+def test_modes_are_octal(text: str, expected: int) -> None:
+    assert parse_mode(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["", "rw-r-----", "0999", "1777", "0o7777", "64O"])
+def test_bad_modes(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_mode(bad)
+
+
+def test_a_mode_in_toml_must_be_a_string() -> None:
+    # A TOML number 640 is decimal: the mode meant is not the mode that would be used.
+    with pytest.raises(ConfigError, match="must be a string"):
+        parse_option("file_mode", 640, config_file("/etc/xnatfs/x.toml"))
+    assert parse_option("umask", "027", config_file("/etc/xnatfs/x.toml")) == 0o027
 
 
 def test_urls_are_normalised_and_credentials_refused() -> None:

@@ -84,6 +84,9 @@ def test_every_option_is_accepted_by_name(tmp_path: Path) -> None:
         "log_file": '"/l"',
         "max_listing_size": '"64M"',
         "max_listing_rows": "1000",
+        "file_mode": '"0440"',
+        "dir_mode": '"0550"',
+        "umask": '"027"',
     }
     assert set(sample) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     text = "\n".join(f"{k} = {v}" for k, v in sample.items())

@@ -124,6 +124,9 @@ def test_every_option_translates() -> None:
         "log_file": "log_file=/l",
         "max_listing_size": "max_listing_size=64M",
         "max_listing_rows": "max_listing_rows=1000",
+        "file_mode": "file_mode=0440",
+        "dir_mode": "dir_mode=0550",
+        "umask": "umask=0027",
     }
     assert set(samples) == {o.name for o in OPTIONS}, "a new option needs a sample here"
     args = translate_options(",".join(samples.values())).args

@@ -115,6 +115,31 @@ async def test_lookup_answers_attributes_with_the_metadata_ttl(ops: XnatOperatio
     assert small.attr_timeout == TTL
 
 
+@pytest.mark.parametrize(
+    ("modes", "shown"),
+    [
+        ({}, (0o444, 0o555)),
+        ({"umask": 0o027}, (0o440, 0o550)),
+        ({"file_mode": 0o640, "dir_mode": 0o750}, (0o440, 0o550)),  # never a write bit
+        ({"file_mode": 0o555, "dir_mode": 0o711, "umask": 0o007}, (0o550, 0o510)),
+    ],
+)
+async def test_modes_are_what_was_asked_less_the_umask_and_any_write_bit(
+    remote: FakeRemote,
+    cache: DiskCache,
+    nursery: trio.Nursery,
+    modes: dict[str, int],
+    shown: tuple[int, int],
+) -> None:
+    fs = make_fs(remote, cache, nursery, ttl=TTL)
+    ops = XnatOperations(fs, ttl=TTL, uid=UID, gid=GID, **modes)
+    small = await lookup(ops, *RESOURCE, "small.dcm")
+    project = await lookup(ops, "TEST")
+    assert (stat.S_IMODE(small.st_mode), stat.S_IMODE(project.st_mode)) == shown
+    assert stat.S_ISREG(small.st_mode) and stat.S_ISDIR(project.st_mode)
+    assert stat.S_IMODE((await ops.getattr(ROOT_INODE, CTX)).st_mode) == shown[1]
+
+
 async def test_negative_lookup_is_inode_zero_kept_for_the_ttl(
     ops: XnatOperations, remote: FakeRemote
 ) -> None:

@@ -272,6 +272,9 @@ async def _serve(
             ttl=cfg.metadata_ttl,
             uid=os.getuid() if cfg.uid is None else cfg.uid,
             gid=os.getgid() if cfg.gid is None else cfg.gid,
+            file_mode=cfg.file_mode,
+            dir_mode=cfg.dir_mode,
+            umask=cfg.umask,
         )
         # The root's time needs a request; asked now, the first stat of the mount is instant.
         await fs.entry(ROOT_INODE)

@@ -71,6 +71,9 @@ from xnatfs.config.values import (
     parse_id as parse_id,
 )
 from xnatfs.config.values import (
+    parse_mode as parse_mode,
+)
+from xnatfs.config.values import (
     parse_positive_int as parse_positive_int,
 )
 from xnatfs.config.values import (

@@ -22,6 +22,7 @@ from xnatfs.config.values import (
     normalize_url,
     parse_bool,
     parse_id,
+    parse_mode,
     parse_positive_int,
     parse_prefetch,
     parse_project,
@@ -85,6 +86,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("allow_other", parse_bool, "let other users see the mount", flag=True),
     OptionSpec("uid", parse_id, "owner shown for every entry (default: the mounting user)"),
     OptionSpec("gid", parse_id, "group shown for every entry (default: the mounting group)"),
+    OptionSpec("file_mode", parse_mode, "permissions of files, before umask (default 0444)"),
+    OptionSpec("dir_mode", parse_mode, "permissions of directories, before umask (default 0555)"),
+    OptionSpec("umask", parse_mode, "permission bits taken away, e.g. 0027 (default 0)"),
     OptionSpec("debug", parse_bool, "log every request (never credentials)", flag=True),
     OptionSpec("prefetch", parse_prefetch, "series prefetch: auto, zip, parallel or off"),
     OptionSpec("connect_timeout", parse_seconds, "seconds to wait for a connection (default 10)"),
@@ -268,6 +272,9 @@ class MountConfig:
     allow_other: bool = False
     uid: int | None = None
     gid: int | None = None
+    file_mode: int = 0o444
+    dir_mode: int = 0o555
+    umask: int = 0
     debug: bool = False
     prefetch: str = "auto"
     connect_timeout: float = 10.0

@@ -88,6 +88,20 @@ def parse_selectors(text: str) -> str:
     return text
 
 
+def parse_mode(text: str) -> int:
+    """An octal permission mode as written: `0640`, `640`, `0o640` -> 0o640 (at most 0o777).
+
+    Only strings: a TOML number such as `640` would be decimal, not the mode meant.
+    """
+    digits = str(text).strip().lower().removeprefix("0o")
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
+        raise ConfigError(f"not an octal mode: {text!r} (use e.g. 0640)")
+    value = int(digits, 8)
+    if value > 0o777:
+        raise ConfigError(f"only permission bits (at most 0777): {text!r}")
+    return value
+
+
 def default_cache_root() -> Path:
     """systemd's `$CACHE_DIRECTORY` (a unit's `CacheDirectory=`), else `$XDG_CACHE_HOME/xnatfs`,
     else `~/.cache/xnatfs`; `/var/cache/xnatfs` when HOME is unset."""

@@ -16,16 +16,39 @@ from xnatfs.fs.filesystem import Entry
 BLOCK_SIZE = 128 * 1024
 
 
-def entry_attributes(entry: Entry, *, ttl: float, uid: int, gid: int) -> pyfuse3.EntryAttributes:
-    """The attributes of `entry` (inode, mode, size, owner, times) with the TTL rules."""
+# Nothing can be written, so no write bit is ever shown, whatever the modes asked for.
+NO_WRITE = 0o555
+
+
+def shown_modes(file_mode: int, dir_mode: int, umask: int) -> tuple[int, int]:
+    """The permission bits files and directories are shown with: the modes asked for
+    (`--file-mode`, `--dir-mode`), less `--umask`, less every write bit."""
+    return file_mode & ~umask & NO_WRITE, dir_mode & ~umask & NO_WRITE
+
+
+def entry_attributes(
+    entry: Entry,
+    *,
+    ttl: float,
+    uid: int,
+    gid: int,
+    file_mode: int = 0o444,
+    dir_mode: int = 0o555,
+) -> pyfuse3.EntryAttributes:
+    """The attributes of `entry` (inode, mode, size, owner, times) with the TTL rules.
+
+    `file_mode`, `dir_mode`: the permission bits shown (see `shown_modes`); the kernel checks
+    them against `uid` and `gid` for every other user of an `allow_other` mount
+    (`default_permissions`).
+    """
     attrs = pyfuse3.EntryAttributes()
     attrs.st_ino = entry.ino
     attrs.generation = 0
     if entry.node.is_dir:
-        attrs.st_mode = stat.S_IFDIR | 0o555
+        attrs.st_mode = stat.S_IFDIR | dir_mode
         attrs.st_size = 0
     else:
-        attrs.st_mode = stat.S_IFREG | 0o444
+        attrs.st_mode = stat.S_IFREG | file_mode
         attrs.st_size = entry.size
     # Files: one link per listed path that leads to them (hard links, so du, tar, cp -a and
     # rsync -H count them once); directories: 2 + sub-directories once listed, else 1.

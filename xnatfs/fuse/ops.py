@@ -20,7 +20,13 @@ import pyfuse3
 
 from xnatfs.errors import NotFound, ReadOnly, XnatfsError, errno_for
 from xnatfs.fs.filesystem import XATTR_NAMES, Entry, Filesystem
-from xnatfs.fuse.attrs import entry_attributes, file_info, negative_entry, statvfs
+from xnatfs.fuse.attrs import (
+    entry_attributes,
+    file_info,
+    negative_entry,
+    shown_modes,
+    statvfs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +81,38 @@ class XnatOperations(pyfuse3.Operations):
     enable_writeback_cache = False
     enable_acl = False
 
-    def __init__(self, fs: Filesystem, *, ttl: float, uid: int, gid: int) -> None:
+    def __init__(
+        self,
+        fs: Filesystem,
+        *,
+        ttl: float,
+        uid: int,
+        gid: int,
+        file_mode: int = 0o444,
+        dir_mode: int = 0o555,
+        umask: int = 0,
+    ) -> None:
+        """`ttl`: the kernel's entry and attribute timeouts (seconds); `uid`, `gid`: the owner
+        of every entry; `file_mode`, `dir_mode`, `umask`: the permissions shown (write bits
+        never are; see `attrs.shown_modes`)."""
         super().__init__()
         self.fs = fs
         self.ttl = ttl
         self.uid = uid
         self.gid = gid
+        self.file_mode, self.dir_mode = shown_modes(file_mode, dir_mode, umask)
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _attrs(self, entry: Entry) -> pyfuse3.EntryAttributes:
-        return entry_attributes(entry, ttl=self.ttl, uid=self.uid, gid=self.gid)
+        return entry_attributes(
+            entry,
+            ttl=self.ttl,
+            uid=self.uid,
+            gid=self.gid,
+            file_mode=self.file_mode,
+            dir_mode=self.dir_mode,
+        )
 
     # -- lookups and attributes --------------------------------------------------------------
 
