@@ -211,14 +211,14 @@ def cmd_mount(args: argparse.Namespace) -> int:
     """`xnatfs mount`: in the background (return once the mount answers) or in the foreground
     (serve until unmounted).
 
-    The process that will hold the password is made undumpable first, and `$XNATFS_PASSWORD`
-    leaves its environment at once (a background child gets it through a pipe instead).
+    Once the options are read, the process that will hold the password is made undumpable, and
+    `$XNATFS_PASSWORD` leaves its environment (a background child gets it through a pipe).
     """
+    cfg = mount_config(args)
     privacy.make_undumpable()
     env_password = privacy.take_env_password()
     if env_password is not None:
         add_secret(env_password, user=os.environ.get("XNATFS_USER"))
-    cfg = mount_config(args)
     if not cfg.foreground and not background.is_child():
         setup_logging(debug=cfg.debug)
         started = background.start(cfg, args.argv, password=env_password)
