@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.hostile import HostileXnat
-from tests.support.mounting import Mount, in_mount_table, tmp_mounted
+from tests.support.mounting import Mount, in_mount_table, stop_mount, tmp_mounted
 from xnatfs.cache.layout import iter_entries
 
 pytestmark = pytest.mark.fuse
@@ -55,22 +55,30 @@ def mount(xnat: HostileXnat, tmp_path: Path, cache: Path, name: str = "mnt") -> 
 
 
 def refused_mount(xnat: HostileXnat, tmp_path: Path, cache: Path) -> str:
-    """Mount with cache directory `cache`, which must be refused; returns the message."""
+    """Mount with cache directory `cache`, which must be refused; returns the message. A mount
+    that comes up instead is unmounted (and the test fails)."""
     mnt = tmp_path / "refused"
     mnt.mkdir(exist_ok=True)
     env = dict(os.environ, XNATFS_USER=xnat.user, XNATFS_PASSWORD=xnat.password)
-    run = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "xnatfs", "mount", xnat.url, str(mnt), "--foreground"]
         + ["--cache-dir", str(cache)],
         env=env,
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=60,
     )
-    assert run.returncode == 2, run.stderr
-    assert not in_mount_table(mnt)
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("xnatfs: cache directory"), run.stderr
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and not in_mount_table(mnt) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not in_mount_table(mnt), "mounted on a cache directory that is not ours"
+        _, err = proc.communicate(timeout=60)
+    finally:
+        stop_mount(mnt, proc)
+    assert proc.returncode == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("xnatfs: cache directory"), err
     return lines[0]
 
 
