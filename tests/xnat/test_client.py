@@ -756,3 +756,14 @@ def test_url_with_credentials_is_refused() -> None:
     with pytest.raises(ConfigError) as info:
         XnatClient("http://alice:topsecret@127.0.0.1:1", None)
     assert "topsecret" not in str(info.value)
+
+
+def test_a_server_that_sends_the_check_elsewhere_is_named(make_client: Any) -> None:
+    # Another origin gets no credentials, so its refusal must not read as a wrong password.
+    with XnatStub(StubAuth({"alice": "pw"})) as there, XnatStub() as here:
+        here.route(PROJECTS, Reply(301, b"", {"Location": f"{there.url}{PROJECTS}"}))
+        there.route(PROJECTS, json_reply([]))
+        client = make_client(here.url, Credentials("alice", "pw"))
+        with pytest.raises(ProtocolError, match=f"redirects to {there.url}, which gets no"):
+            client.check()
+        assert all(s.basic is None for s in there.seen)

@@ -278,7 +278,8 @@ def test_a_redirect_to_another_port_carries_no_credentials_and_no_cookie(
 
 
 class FakeAdapter(requests.adapters.BaseAdapter):
-    """Answers every request with a redirect to `location` (None: 200), recording requests."""
+    """Answers a request with a redirect to `location` (None, or a request for `location`
+    itself: 200), recording every request."""
 
     def __init__(self, location: str | None) -> None:
         super().__init__()
@@ -288,9 +289,10 @@ class FakeAdapter(requests.adapters.BaseAdapter):
     def send(self, request: requests.PreparedRequest, *args: object, **kw: object) -> Any:
         self.sent.append(request)
         resp = requests.Response()
-        resp.status_code = 302 if self.location else 200
-        if self.location:
-            resp.headers["Location"] = self.location
+        moved = self.location is not None and request.url != self.location
+        resp.status_code = 302 if moved else 200
+        if moved:
+            resp.headers["Location"] = str(self.location)
         resp.raw = urllib3.HTTPResponse(body=io.BytesIO(b""), preload_content=False)
         resp._content = b""
         resp.url = str(request.url)
@@ -321,19 +323,20 @@ def test_https_to_http_is_refused_before_anything_is_sent(
     assert len(secure.sent) == 1 and plain.sent == []
 
 
-def test_http_to_https_on_the_same_host_keeps_the_credentials(
-    make_pool: Callable[..., SessionPool],
-) -> None:
+def test_http_to_https_is_another_origin_too(make_pool: Callable[..., SessionPool]) -> None:
     pool = make_pool("http://xnat.example", ALICE)
     session = pool.session()
+    assert pool.elsewhere() is None
     secure, plain = adapters(session, None, "https://xnat.example/data/projects")
     session.get("http://xnat.example/data/projects")
+    assert "Authorization" in plain.sent[0].headers
     (upgraded,) = secure.sent
-    assert upgraded.headers["Authorization"].startswith("Basic ")
-    # Another port over https is another origin: nothing goes with it.
-    secure.location, plain.location = None, "https://xnat.example:8443/data/projects"
+    assert "Authorization" not in upgraded.headers
+    assert pool.elsewhere() == "https://xnat.example:443"
+    # The default port written out is the same origin: credentials go with it.
+    plain.location = "http://xnat.example:80/data/other"
     session.get("http://xnat.example/data/projects")
-    assert "Authorization" not in secure.sent[-1].headers
+    assert plain.sent[-1].headers["Authorization"].startswith("Basic ")
 
 
 def test_credentials_go_as_utf8_whatever_their_characters(

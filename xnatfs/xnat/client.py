@@ -184,7 +184,9 @@ class XnatClient:
         projects listing it read to find out (`list("/data/projects")`).
 
         Raises Unavailable ("cannot reach URL: connection refused"), ProtocolError ("URL does
-        not look like an XNAT server ...: does this URL include the XNAT context path?"),
+        not look like an XNAT server ...: does this URL include the XNAT context path?", or,
+        when the server sent the request on to another origin that refused it, "URL redirects
+        to ORIGIN, which gets no credentials"),
         AuthenticationFailed or AccessDenied, with one-line messages. Uses at most one retry,
         so a wrong URL fails fast.
         """
@@ -200,16 +202,23 @@ class XnatClient:
             return self._list("/data/projects", None, attempts)
         except RetriesExhausted as exc:
             raise Unavailable(f"cannot reach {self.base_url}: {exc.cause}") from None
-        except (NotFound, ProtocolError):
-            # The usual cause: a site served below a context path (https://host/xnat) given
-            # without it, or with the wrong one.
-            raise ProtocolError(
-                f"{self.base_url} does not look like an XNAT server (no project listing at "
-                f"{self.base_url}/data/projects): does this URL include the XNAT context path?"
-            ) from None
-        except AuthenticationFailed:
-            raise
-        except AccessDenied as exc:
+        except (NotFound, ProtocolError, AccessDenied) as exc:
+            elsewhere = self._pool.elsewhere()
+            if elsewhere is not None:
+                # Credentials never follow a redirect to another origin (even http -> https).
+                raise ProtocolError(
+                    f"{self.base_url} redirects to {elsewhere}, which gets no credentials: "
+                    "give that address as the URL"
+                ) from None
+            if isinstance(exc, AuthenticationFailed):
+                raise
+            if not isinstance(exc, AccessDenied):
+                # The usual cause: a site served below a context path (https://host/xnat)
+                # given without it, or with the wrong one.
+                raise ProtocolError(
+                    f"{self.base_url} does not look like an XNAT server (no project listing at "
+                    f"{self.base_url}/data/projects): does this URL include the XNAT context path?"
+                ) from None
             if self._credentials is None:
                 raise AccessDenied(
                     f"{self.base_url} requires a login: set XNATFS_USER and XNATFS_PASSWORD, "

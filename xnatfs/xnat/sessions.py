@@ -9,9 +9,10 @@ requests' own netrc lookup is disabled: a session-level auth object is always se
 redirects never pick up netrc credentials. Cookie values are never logged.
 
 Redirects are followed, but credentials stay with the server: a hop to any other origin
-(scheme, host or port; the one exception is http:80 -> https:443 of the same host, which only
-adds TLS) goes without the Authorization header and without any cookie, and a hop from https to
-http is refused (`RedirectRefused`), whoever it would go to.
+(scheme, host or port, the default ports filled in: `http://host` and `https://host` are two
+origins) goes without the Authorization header and without any cookie, and a hop from https to
+http is refused (`RedirectRefused`), whoever it would go to. A session remembers the last other
+origin it was sent on to (`elsewhere`), so a refusal there can be explained.
 """
 
 from __future__ import annotations
@@ -44,12 +45,20 @@ class RedirectRefused(requests.exceptions.RequestException):
     """A redirect from https to plain http: not followed (it would send the request in clear)."""
 
 
-class _Session(requests.Session):
-    """A session that keeps credentials and cookies for `origin` (the server's base URL)."""
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of `url`, the port filled in when it is the scheme's default."""
+    parts = urlsplit(url)
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port or default
 
-    def __init__(self, origin: str) -> None:
+
+class _Session(requests.Session):
+    """A session that keeps credentials and cookies for the origin of `base_url`."""
+
+    def __init__(self, base_url: str) -> None:
         super().__init__()
-        self.origin = origin
+        self.origin = origin(base_url)
+        self.elsewhere: str | None = None  # the last other origin a redirect led to
 
     def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: Any) -> None:
         # requests calls this for every redirect hop, after it has put the jar's cookies on the
@@ -59,7 +68,9 @@ class _Session(requests.Session):
             raise RedirectRefused(
                 f"a redirect from https to {new.scheme}://{new.hostname} was refused"
             )
-        if self.should_strip_auth(self.origin, prepared_request.url):  # type: ignore[no-untyped-call]
+        target = origin(str(prepared_request.url))
+        if target != self.origin:
+            self.elsewhere = f"{target[0]}://{target[1]}:{target[2]}"
             headers = prepared_request.headers
             headers.pop("Authorization", None)
             headers.pop("Cookie", None)
@@ -130,6 +141,11 @@ class SessionPool:
         # Worker threads come and go (trio retires idle ones); close their pools with them.
         weakref.finalize(threading.current_thread(), session.close)
         return session
+
+    def elsewhere(self) -> str | None:
+        """The last other origin (`scheme://host:port`) a redirect led this thread's session
+        to, without credentials; None if none did."""
+        return getattr(self.session(), "elsewhere", None)
 
     def cookie_in(self, session: requests.Session) -> str | None:
         """Make this thread's jar carry the shared session cookie; return the value sent."""
