@@ -163,6 +163,9 @@ def test_no_message_ever_holds_the_password(xnat: HostileXnat, tmp_path: Path) -
         tmp_path / "netrc", f"machine 127.0.0.1 login {USER} password {SECRET} {SECRET}x\n".encode()
     )
     runs.append(xnatfs(*mount, "--netrc", str(netrc)))
+    line = f"machine 127.0.0.1 login {USER} password {SECRET}\xff"
+    binary_netrc = private_file(tmp_path / "netrc2", line.encode("latin-1"))
+    runs.append(xnatfs(*mount, "--netrc", str(binary_netrc)))
     # The environment variable, and a server that echoes the credentials it was sent.
     xnat.route("/data/projects", echoing_refusal)
     runs.append(xnatfs(*mount, env={**user, "XNATFS_PASSWORD": SECRET}))
@@ -183,8 +186,9 @@ def test_no_message_ever_holds_the_password(xnat: HostileXnat, tmp_path: Path) -
         assert_no_secret(run.stdout, run.stderr)
     # The server was asked (the credentials reached it) and refused: still nothing shown.
     assert any(s.basic == (USER, SECRET) for s in xnat.seen)
-    assert "refused" in runs[4].stderr
+    assert "refused" in runs[5].stderr
     assert "rejected the credentials" in runs[2].stderr
+    assert "is not UTF-8 text" in runs[4].stderr
 
 
 def test_a_failed_background_mount_shows_no_password(xnat: HostileXnat, tmp_path: Path) -> None:

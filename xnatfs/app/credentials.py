@@ -171,6 +171,8 @@ def _netrc_entry(
         raise ConfigError(f"cannot parse netrc file {path} (line {exc.lineno})") from None
     except OSError as exc:
         raise ConfigError(f"cannot read netrc file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"netrc file {path} is not UTF-8 text") from None
     if os.stat(path).st_mode & 0o077:
         log.warning("netrc file %s is accessible by group or others; consider chmod 600", path)
     parts = urlsplit(url)
