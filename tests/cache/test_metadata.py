@@ -14,7 +14,19 @@ ROWS = [
     {"ID": "1", "type": "T1", "URI": "/data/experiments/E/scans/1"},
     {"ID": "2", "type": "", "URI": "/data/experiments/E/scans/2", "note": "only here"},
     {"ID": "\udcff odd bytes", "type": "T2∕FLAIR"},
+    {"ID": "3", "label": "\ud800 a lone surrogate (a JSON escape)"},
 ]
+
+
+def test_text_that_is_not_utf8_is_stored_and_found_again(tmp_path: Path) -> None:
+    store = ListingStore(store_path(tmp_path, "alice"), 10**6)
+    odd = "/data/projects/P/resources/1/files/\udcff\ud800.dcm"
+    store.put(odd, ROWS, 1.0)
+    store.put_size(odd, 42)
+    store.put_size(odd.replace("\udcff\ud800", "plain"), 7)
+    assert store.get(odd) == (ROWS, 1.0)
+    assert (store.size(odd), store.size(odd.replace("\udcff\ud800", "plain"))) == (42, 7)
+    store.close()
 
 
 def test_rows_survive_encoding_exactly() -> None:

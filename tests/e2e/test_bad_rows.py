@@ -36,8 +36,10 @@ def test_bad_rows_leave_their_neighbours_listed_and_readable(tmp_path: Path) -> 
             xnat.row("a.dcm", a),
             # A lone surrogate: text that has no bytes at all.
             xnat.row("\ud800.dcm", b"lone"),
-            # Raw bytes that are not UTF-8: a valid Linux name, b"\xff.dcm".
+            # Raw bytes that are not UTF-8: a valid Linux name, b"\xff.dcm"; also without a
+            # Size (learned with a request, and kept with the stored listings).
             xnat.row(f"{RAW_FF}.dcm", ff),
+            xnat.row(f"{RAW_FF}-nosize.dcm", None, digest=md5(ff)),
             # A size no file can have: unknown, learned from the server (HEAD).
             xnat.row("huge.dcm", None, Size=str(2**63), digest=md5(huge)),
             # Two names that are the same bytes (escaped bytes of "é", then "é"): the first wins.
@@ -54,7 +56,8 @@ def test_bad_rows_leave_their_neighbours_listed_and_readable(tmp_path: Path) -> 
         xnat.files(raw_listing(body_of(rows)))
         for name, data in (("a.dcm", a), ("b.dcm", b), ("huge.dcm", huge), ("é.dcm", first)):
             xnat.serve(name, data)
-        xnat.route(files_listing() + "/%FF.dcm", file_reply(ff))  # as the raw bytes are sent
+        for sent in ("%FF.dcm", "%FF-nosize.dcm"):  # the raw bytes, as they came
+            xnat.route(files_listing() + "/" + sent, file_reply(ff))
         # Subjects with names that cannot be shown, beside one that can.
         xnat.route(
             f"/data/projects/{xnat.PROJECT}/subjects",
@@ -75,6 +78,7 @@ def test_bad_rows_leave_their_neighbours_listed_and_readable(tmp_path: Path) -> 
                 b"a.dcm": a,
                 b"b.dcm": b,
                 b"\xff.dcm": ff,
+                b"\xff-nosize.dcm": ff,
                 b"huge.dcm": huge,
                 "é.dcm".encode(): first,
             }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
 import threading
@@ -767,3 +768,18 @@ def test_a_server_that_sends_the_check_elsewhere_is_named(make_client: Any) -> N
         with pytest.raises(ProtocolError, match=f"redirects to {there.url}, which gets no"):
             client.check()
         assert all(s.basic is None for s in there.seen)
+
+
+def test_a_server_message_never_repeats_the_password(stub: XnatStub, make_client: Any) -> None:
+    token = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+    for body in (
+        f"<h3>denied: alice:{PASSWORD} (Basic {token})</h3>",
+        "x" * 190 + PASSWORD,  # cut at 200 characters: not even a part of it may remain
+    ):
+        stub.route(PROJECTS, Reply(403, body.encode(), {"Content-Type": "text/plain"}))
+        with pytest.raises(AccessDenied) as info:
+            make_client(stub.url, ALICE).list(PROJECTS)
+        message = str(info.value)
+        assert "***" in message, message
+        for leak in (PASSWORD[:8], PASSWORD[-8:], token[:8]):
+            assert leak not in message, message

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xnatfs.app import privacy
-from xnatfs.app.logsetup import scrub
 from xnatfs.cache.trust import file_problem, make_trusted_dir
 from xnatfs.config import MountConfig
 from xnatfs.errors import ConfigError, XnatfsError
@@ -159,9 +158,8 @@ class Readiness:
         self._send(_OK)
 
     def failed(self, message: str) -> None:
-        """The mount failed with the one-line `message`, which the parent shows as its own
-        (scrubbed of known secrets, as log lines are)."""
-        self._send(_ERROR + scrub(message).replace("\n", " "))
+        """The mount failed with the one-line `message`, which the parent shows as its own."""
+        self._send(_ERROR + message.replace("\n", " "))
 
     def _send(self, line: str) -> None:
         fd, self._fd = self._fd, None

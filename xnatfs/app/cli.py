@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from xnatfs import __version__
 from xnatfs.app import background, fstab, privacy
 from xnatfs.app.configfile import load_config_file
-from xnatfs.app.logsetup import add_secret, open_log, scrub, setup_logging
+from xnatfs.app.logsetup import add_secret, open_log, setup_logging
 from xnatfs.app.mountopts import translate_options
 from xnatfs.app.mounts import unmount
 from xnatfs.cache.commands import cache_clear, cache_info
@@ -379,17 +379,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = raw
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"xnatfs: {scrub(str(exc))}", file=sys.stderr)
+        print(f"xnatfs: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except XnatfsError as exc:
-        # Scrubbed: a server may echo what it was sent into the message it answers with.
-        print(f"xnatfs: {scrub(str(exc))}", file=sys.stderr)
+        print(f"xnatfs: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     except BaseExceptionGroup as group:
         first = group.exceptions[0]
         if isinstance(first, XnatfsError):
-            print(f"xnatfs: {scrub(str(first))}", file=sys.stderr)
+            print(f"xnatfs: {first}", file=sys.stderr)
             return EXIT_FAILED
         raise

@@ -70,8 +70,9 @@ def encode_rows(rows: Sequence[Row]) -> bytes:
             columns.setdefault(key, len(columns))
     names = list(columns)
     body = [[row.get(k) for k in names] for row in rows]
-    text = json.dumps([names, body], separators=(",", ":"), ensure_ascii=False)
-    return zlib.compress(text.encode("utf-8", "surrogateescape"), 1)
+    # ASCII escapes: a cell may hold any text, lone surrogates from a listing's JSON included.
+    text = json.dumps([names, body], separators=(",", ":"), ensure_ascii=True)
+    return zlib.compress(text.encode("ascii"), 1)
 
 
 def decode_rows(blob: bytes) -> list[dict[str, str]]:
@@ -142,6 +143,7 @@ class ListingStore:
 
     def get(self, key: str) -> tuple[list[dict[str, str]], float] | None:
         """The rows stored for `key` and when they were fetched (epoch seconds), or None."""
+        key = _db_text(key)
         try:
             found = self._db.execute(
                 "SELECT body, fetched FROM listings WHERE key = ?", (key,)
@@ -157,6 +159,7 @@ class ListingStore:
 
     def put(self, key: str, rows: Sequence[Row], fetched: float) -> None:
         """Keep `rows` as the listing of `key`, fetched at `fetched`; make room if needed."""
+        key = _db_text(key)
         blob = encode_rows(rows)
         if len(blob) > self.max_bytes:
             return
@@ -185,6 +188,7 @@ class ListingStore:
 
     def delete(self, key: str) -> None:
         """Forget the listing of `key`."""
+        key = _db_text(key)
         with contextlib.suppress(sqlite3.Error), self._transaction():
             old = self._db.execute("SELECT size FROM listings WHERE key = ?", (key,)).fetchone()
             if old is not None:
@@ -195,16 +199,20 @@ class ListingStore:
     def size(self, uri: str) -> int | None:
         """A size learned before for the file at `uri`, or None."""
         with contextlib.suppress(sqlite3.Error):
-            found = self._db.execute("SELECT size FROM sizes WHERE uri = ?", (uri,)).fetchone()
+            found = self._db.execute(
+                "SELECT size FROM sizes WHERE uri = ?", (_db_text(uri),)
+            ).fetchone()
             return None if found is None else int(found[0])
         return None
 
     def put_size(self, uri: str, size: int) -> None:
         """Keep the size learned for the file at `uri`."""
         try:
-            self._db.execute("INSERT OR REPLACE INTO sizes (uri, size) VALUES (?, ?)", (uri, size))
+            self._db.execute(
+                "INSERT OR REPLACE INTO sizes (uri, size) VALUES (?, ?)", (_db_text(uri), size)
+            )
         except sqlite3.Error as exc:
-            self._failed(f"the size of {uri}", exc)
+            self._failed(f"the size of {uri!r}", exc)
 
     def fact(self, key: str) -> str | None:
         """A small fact kept with the listings (e.g. when this archive was first seen)."""
@@ -260,3 +268,14 @@ class ListingStore:
             return int(total), int(count)
         except sqlite3.Error:
             return self._bytes, self._count
+
+
+def _db_text(text: str) -> str:
+    """`text` as SQLite can take it: unchanged, unless it holds lone surrogates (bytes that were
+    not UTF-8 in a listing, or a JSON escape), which SQLite's UTF-8 cannot carry: those are
+    stored as their ASCII escape, after a NUL no listing value starts with."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\0" + ascii(text)
+    return text

@@ -26,13 +26,14 @@ logged and never appear in exception messages.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -324,7 +325,7 @@ class XnatClient:
                 continue
             if 200 <= status < 300 or (status == 416 and "Range" in headers):
                 return reply
-            error = status_error(reply, self.url(path))
+            error = status_error(reply, self.url(path), self._redact)
             reply.close()
             raise error
 
@@ -377,6 +378,17 @@ class XnatClient:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def _redact(self, text: str) -> str:
+        """`text` (a server's message) without the password, in any form it was sent in: as
+        is, URL-quoted, or inside the Basic token."""
+        if self._credentials is None or not self._credentials.password:
+            return text
+        user, password = self._credentials.user, self._credentials.password
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        for form in sorted({token, password, quote(password, safe="")}, key=len, reverse=True):
+            text = text.replace(form, "***")
+        return text
 
     def _count(self, name: str) -> None:
         with self._lock:

@@ -145,11 +145,15 @@ def is_login_page(reply: Reply, listing: bool) -> bool:
     return False
 
 
-def status_error(reply: Reply, url: str) -> Exception:
+Redact = Callable[[str], str]
+
+
+def status_error(reply: Reply, url: str, redact: Redact = lambda text: text) -> Exception:
     """The error for a refused request: 404/410 -> NotFound, 403 -> AccessDenied, 5xx ->
-    Unavailable, anything else -> ProtocolError; with the server's message when it has one."""
+    Unavailable, anything else -> ProtocolError; with the server's message when it has one,
+    passed through `redact` (a server may repeat the credentials it was sent)."""
     status = reply.status
-    message = server_message(reply)
+    message = server_message(reply, redact)
     detail = f": {message}" if message else ""
     if status == 404 or status == 410:
         return NotFound(f"not found: {url}{detail}")
@@ -160,13 +164,14 @@ def status_error(reply: Reply, url: str) -> Exception:
     return ProtocolError(f"GET {url}: unexpected HTTP {status}{detail}")
 
 
-def server_message(reply: Reply) -> str:
-    """The `<h3>` of a Restlet status page, or a short plain-text body; "" otherwise."""
+def server_message(reply: Reply, redact: Redact = lambda text: text) -> str:
+    """The `<h3>` of a Restlet status page, or a short plain-text body; "" otherwise. `redact`
+    sees the whole body first, before it is shortened or its spaces folded."""
     try:
         body = reply.peek(4096)
     except Transient:
         return ""
-    text = body.decode("utf-8", "replace")
+    text = redact(body.decode("utf-8", "replace"))
     lower = text.lower()
     if "<h3>" in lower and "</h3>" in lower:
         text = text[lower.index("<h3>") + 4 : lower.index("</h3>")]
