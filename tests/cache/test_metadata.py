@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from xnatfs.cache.metadata import ListingStore, decode_rows, encode_rows, store_path
+from xnatfs.errors import ConfigError
 
 ROWS = [
     {"ID": "1", "type": "T1", "URI": "/data/experiments/E/scans/1"},
@@ -121,3 +122,17 @@ def test_failing_writes_warn_once_and_count_stays_true(
     store.put("/data/c", ROWS, 1.0)
     assert store.stats()["stored_listings"] == 2
     store.close()
+
+
+def test_a_store_that_is_not_ours_alone_is_refused(tmp_path: Path) -> None:
+    path = store_path(tmp_path, "alice")
+    ListingStore(path, 10**6).close()
+    os.chmod(path.parent, 0o777)
+    with pytest.raises(ConfigError, match="is writable by every user"):
+        ListingStore(path, 10**6)
+    os.chmod(path.parent, 0o700)
+    elsewhere = tmp_path / "elsewhere.db"
+    path.rename(elsewhere)
+    path.symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match="is a symbolic link"):
+        ListingStore(path, 10**6)

@@ -15,6 +15,7 @@ worker thread at a time (`xnatfs.remote.AsyncXnat.serial`), never on the event l
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -113,7 +114,12 @@ class ListingStore:
         self._failing = False
 
     def _open(self) -> tuple[sqlite3.Connection, int, int]:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            raise untrusted(self.path.parent.parent, self.path, "is a symbolic link") from None
         try:
             problem = file_problem(os.fstat(fd))
         finally:
