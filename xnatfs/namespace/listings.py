@@ -20,11 +20,8 @@ optional `ListingStore` on disk (`xnatfs.cache.metadata`), which survives remoun
 - not known at all: asked for, the caller waiting;
 - `offline`: no request ever; a listing that was never stored is `NotCached` (ENODATA).
 
-All state here is touched only from trio tasks; the disk store runs in a worker thread.
-Turning a listing of more than `OFF_LOOP_ROWS` rows into entries takes long (200,000 rows:
-seconds of Python), so that work runs in a worker thread too (`AsyncXnat.blocking`), on a
-private copy of the listing (`Listing.copy`, adopted back on the trio thread), and the mount
-keeps answering other requests meanwhile.
+All state here is touched only from trio tasks; the disk store runs in a worker thread, and so
+does turning a big listing into entries (`derive`).
 """
 
 from __future__ import annotations
@@ -32,19 +29,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol
 
 import trio
 from cachetools import LRUCache
 
 from xnatfs.errors import NotCached, NotFound, XnatfsError
+from xnatfs.namespace.derive import OFF_LOOP_ROWS as OFF_LOOP_ROWS
+from xnatfs.namespace.derive import Derivations
 from xnatfs.namespace.values import EMPTY, Batch, Children, Listing, Node, Row, Rows, Source
 from xnatfs.remote import AsyncXnat
 from xnatfs.singleflight import SingleFlight
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 DEFAULT_MAX_BYTES = 256 * 1024**2
 # What one parsed row costs, beyond its strings: a dict, its entries, and the nodes and file
@@ -53,8 +50,6 @@ DEFAULT_MAX_BYTES = 256 * 1024**2
 _ROW_OVERHEAD = 450
 _CELL_OVERHEAD = 60
 _SAMPLE = 1000
-# Listings with more rows than this are turned into entries off the trio thread.
-OFF_LOOP_ROWS = 5000
 
 
 def estimate_bytes(rows: Rows) -> int:
@@ -157,7 +152,7 @@ class Listings:
             maxsize=max(max_bytes, 1), getsizeof=lambda c: c.size
         )
         self._flight: SingleFlight[Source, Listing] = SingleFlight()
-        self._building: SingleFlight[tuple[int, object], Any] = SingleFlight()
+        self._derive = Derivations(remote.blocking)
         self._fixed: dict[tuple[int, object], Children] = {}
         self._nursery: trio.Nursery | None = None
         self._refreshing: set[Source] = set()
@@ -362,7 +357,7 @@ class Listings:
         if time_source is None:
             return None
         listing = await self.listing(time_source)
-        found: int | None = await self._derived(listing, ("time", spec), spec.time)
+        found: int | None = await self._derive.get(listing, ("time", spec), spec.time)
         return found
 
     async def _listing_of(self, node: Node) -> Listing:
@@ -375,7 +370,7 @@ class Listings:
         assert spec is not None
         if listing is EMPTY:
             return self._fixed_children(node)
-        children: Children = await self._derived(
+        children: Children = await self._derive.get(
             listing, ("children", node.key, spec), lambda lst: Children.of(spec.entries(node, lst))
         )
         return children
@@ -391,21 +386,3 @@ class Listings:
                 self._fixed.clear()
             fixed = self._fixed[key] = Children.of(spec.entries(node, EMPTY))
         return fixed
-
-    async def _derived(self, listing: Listing, key: object, compute: Callable[[Listing], T]) -> T:
-        """`compute(listing)` remembered in the listing under `key`; for a big listing it runs
-        in a worker thread, on a copy, once however many tasks ask at the same time."""
-        if len(listing.rows) <= OFF_LOOP_ROWS:
-            return listing.derived(key, lambda: compute(listing))
-        known = listing.known(key)
-        if known is not None:
-            return known  # type: ignore[no-any-return]
-
-        async def build() -> T:
-            twin = listing.copy()
-            value = await self._remote.blocking(lambda: twin.derived(key, lambda: compute(twin)))
-            listing.adopt(twin)
-            return value
-
-        # The closure keeps the listing alive, so its id names it while the work runs.
-        return await self._building.run((id(listing), key), build)  # type: ignore[no-any-return]
